@@ -1,0 +1,44 @@
+"""Model facts: parameter counts and GFLOPs.
+
+FLOPs convention: torch.utils.flop_counter counts 2 FLOPs per multiply-accumulate of
+convolutions and matrix products (the same "GFLOPs = 2 x MACs" YOLOv5 prints from
+thop); normalisation, activations, pooling and additions are not counted. So yolov5s
+at 640 counts 16.4 GFLOPs (official: 16.5 fused, 16.6 unfused incl. BN).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def gflops(module: nn.Module, imgsz: int | tuple[int, int] = 640, inputs: torch.Tensor | None = None) -> float:
+    """GFLOPs (2 x MACs) of one forward of a 1x3xHxW image in eval mode."""
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    p = next(module.parameters())
+    x = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype) if inputs is None else inputs
+    was_training = module.training
+    module.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            module(x)
+    finally:
+        module.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def model_facts(model: nn.Module, imgsz: int = 640) -> dict[str, float | int]:
+    """params and GFLOPs of the whole detector and of its backbone (trunk + adapters)."""
+    backbone_params = count_params(model.backbone) + count_params(model.adapter)
+    return {
+        "params": count_params(model),
+        "gflops": gflops(model, imgsz),
+        "backbone_params": backbone_params,
+        "backbone_gflops": gflops(model.backbone, imgsz),
+        "imgsz": imgsz,
+    }
