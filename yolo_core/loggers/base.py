@@ -1,0 +1,46 @@
+"""The logger interface the trainer calls. It never imports a tracking service itself.
+
+results.csv, summary.json and train.log are the trainer's own files (the run directory
+contract); a RunLogger mirrors what happens to an external tracker.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class RunLogger:
+    """No-op base: override what the backend needs."""
+
+    def start(self, run_dir: str, config: Mapping[str, Any], facts: Mapping[str, Any]) -> None:
+        """Called once, after the model is built (and on resume, with resumed=True in facts)."""
+
+    def log_epoch(self, epoch: int, row: Mapping[str, Any]) -> None:
+        """One results.csv row (losses, lr per group, val metrics)."""
+
+    def log_final(self, summary: Mapping[str, Any], run_dir: str) -> None:
+        """The final summary (COCO stats, P/R) and the run directory with best.pt, predictions.json."""
+
+    def finish(self, status: str) -> None:
+        """Always called last, with the run's status (completed, failed, preempted)."""
+
+
+class CompositeLogger(RunLogger):
+    def __init__(self, loggers: Sequence[RunLogger]):
+        self.loggers = list(loggers)
+
+    def start(self, run_dir, config, facts):
+        for lg in self.loggers:
+            lg.start(run_dir, config, facts)
+
+    def log_epoch(self, epoch, row):
+        for lg in self.loggers:
+            lg.log_epoch(epoch, row)
+
+    def log_final(self, summary, run_dir):
+        for lg in self.loggers:
+            lg.log_final(summary, run_dir)
+
+    def finish(self, status):
+        for lg in self.loggers:
+            lg.finish(status)

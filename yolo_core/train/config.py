@@ -1,0 +1,96 @@
+"""TrainConfig: everything one training run needs, as a plain dataclass (no Hydra).
+
+Defaults are the official YOLOv5 train.py defaults with hyp.scratch-low; the embedded
+dataset's own defaults live with the configs that select it (conf/data/synthetic.yaml).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..hyp import SCRATCH_LOW
+from .optimizer import OPTIMIZERS
+from .schedule import SCHEDULES
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/train"
+    # model
+    model: str = "yolov5s"                       # a registered name or any timm features_only model
+    model_kwargs: dict[str, Any] = field(default_factory=dict)   # e.g. neck, pretrained, drop_path_rate
+    init_weights: str | None = None              # checkpoint to initialise from (official yolov5*.pt or ours)
+    init_scope: str = "all"                      # all | neck_head
+    # data
+    data: str = "synthetic"                      # "synthetic" or a dataset yaml
+    synthetic: dict[str, Any] = field(default_factory=dict)      # params of the embedded set
+    imgsz: int = 640
+    batch_size: int = 16
+    workers: int = 8
+    cache: str | None = None                     # None | ram | disk
+    # optimisation
+    epochs: int = 100
+    optimizer: str = "sgd"
+    schedule: str = "linear"
+    hyp: dict[str, float] = field(default_factory=lambda: dict(SCRATCH_LOW))
+    label_smoothing: float = 0.0
+    nbs: int = 64                                # nominal batch size (gradient accumulation)
+    warmup_min_iters: int = 100
+    backbone_lr_mult: float = 1.0
+    layer_decay: float | None = None
+    freeze_backbone_epochs: int = 0
+    clip_grad: float = 10.0
+    ema: bool = True
+    patience: int = 100
+    # runtime
+    device: str = "auto"                         # auto | cpu | cuda | cuda:N
+    amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
+    amp_dtype: str = "float16"                   # float16 | bfloat16
+    channels_last: bool = False
+    seed: int = 0
+    deterministic: bool = True
+    resume: bool = True                          # continue from out_dir/checkpoints/last.pt if present
+    # evaluation
+    conf_thres: float = 0.001
+    iou_thres: float = 0.6
+    final_iou_thres: float | None = None         # None: 0.65 on COCO, else iou_thres (as YOLOv5)
+    max_det: int = 300
+    val_batch_size: int | None = None            # None: 2 x batch_size
+    coco_backend: str = "pycocotools"
+    # bookkeeping written into summary.json
+    axes: dict[str, Any] = field(default_factory=dict)
+    run_name: str | None = None
+
+    def validate(self) -> "TrainConfig":
+        """Fail before any work with a message naming the field and the valid values."""
+        problems = []
+        if self.imgsz < 32 or self.imgsz % 32:
+            problems.append(f"imgsz={self.imgsz} must be a positive multiple of 32 (the max stride)")
+        if self.epochs < 1:
+            problems.append(f"epochs={self.epochs} must be >= 1")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size} must be >= 1")
+        if self.optimizer.lower() not in OPTIMIZERS:
+            problems.append(f"optimizer={self.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule={self.schedule!r} must be one of {', '.join(SCHEDULES)}")
+        unknown = set(self.hyp) - set(SCRATCH_LOW)
+        if unknown:
+            problems.append(f"unknown hyp keys {sorted(unknown)}; known: {sorted(SCRATCH_LOW)}")
+        if self.hyp.get("lr0", 1) <= 0:
+            problems.append(f"hyp.lr0={self.hyp['lr0']} must be > 0")
+        if self.cache not in (None, "ram", "disk"):
+            problems.append(f"cache={self.cache!r} must be null, 'ram' or 'disk'")
+        if self.init_scope not in ("all", "neck_head"):
+            problems.append(f"init_scope={self.init_scope!r} must be 'all' or 'neck_head'")
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            problems.append(f"amp_dtype={self.amp_dtype!r} must be 'float16' or 'bfloat16'")
+        if self.backbone_lr_mult <= 0:
+            problems.append(f"backbone_lr_mult={self.backbone_lr_mult} must be > 0")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+        self.hyp = {**SCRATCH_LOW, **self.hyp}
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,451 @@
+"""The training loop: YOLOv5's recipe in plain PyTorch, with exact resume.
+
+One epoch = warmup-aware lr/momentum per iteration, AMP forward + loss, backward,
+accumulation to the nominal batch, unscale -> clip -> step -> EMA. After each epoch the
+EMA model is validated, results.csv/summary.json are rewritten and last.pt (plus best.pt
+on a new best fitness) is saved atomically. A restarted run continues from last.pt.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import DetectionDataset
+from ..data.dataset import YOLODataset
+from ..data.loader import build_dataloader
+from ..data.sources import load_dataset
+from ..data.synthetic import ensure_synthetic_dataset
+from ..eval.evaluator import EvalResult, evaluate
+from ..eval.metrics import fitness
+from ..loggers import RunLogger
+from ..loss import YOLOv5Loss, scale_loss_gains
+from ..models import build_model, model_facts
+from ..models.checkpoint import load_checkpoint_weights
+from ..models.transfer import transfer_weights
+from ..optim import build_param_groups
+from .atomic import atomic_torch_save, atomic_write_json
+from .config import TrainConfig
+from .ema import ModelEMA
+from .optimizer import build_optimizer
+from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
+                        write_results_csv, write_summary)
+from .schedule import lr_lambda, warmup_iterations, warmup_value
+
+LOG = logging.getLogger("yolo_core.train")
+
+
+class Preempted(Exception):
+    """Raised when the process receives SIGTERM/SIGUSR2 (cluster preemption or time limit)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Official init_seeds: python, numpy, torch (all devices); deterministic cuDNN when asked."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def preemption_signals():
+    """Turn SIGTERM/SIGUSR2 into Preempted, so the run records status 'preempted'."""
+    def handler(signum, frame):
+        raise Preempted(f"received signal {signal.Signals(signum).name}")
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGUSR2):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+class Trainer:
+    """Train a detector as described by a TrainConfig; `fit()` returns the summary dict."""
+
+    def __init__(self, config: TrainConfig, logger: RunLogger | None = None):
+        self.cfg = config.validate()
+        self.logger = logger or RunLogger()
+        self.run_dir = Path(self.cfg.out_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.device = resolve_device(self.cfg.device)
+        self.amp = self.cfg.amp if self.cfg.amp is not None else self.device.type == "cuda"
+        if self.amp and self.device.type != "cuda":
+            raise ValueError("amp=true needs a CUDA device; YOLOv5 trains in fp32 on the CPU")
+        self.amp_dtype = getattr(torch, self.cfg.amp_dtype)
+        self.rows: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.best_fitness = -1.0
+        self.best_epoch = -1
+        self.train_seconds = 0.0
+        self.train_images = 0
+        self.wall_before = 0.0  # wall time of earlier attempts of this run (resume)
+        self.summary: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _setup_logging(self) -> logging.Handler:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("yolo_core")
+        root.addHandler(handler)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+        return handler
+
+    def _load_data(self) -> DetectionDataset:
+        cfg = self.cfg
+        spec = ensure_synthetic_dataset(**cfg.synthetic) if cfg.data == "synthetic" else cfg.data
+        data = load_dataset(spec)
+        for split in (data.train, data.val):
+            if split.skipped:
+                LOG.warning("%s split: skipped %s", split.name, split.skipped)
+        return data
+
+    def _build_model(self, nc: int) -> torch.nn.Module:
+        cfg = self.cfg
+        model = build_model(cfg.model, nc=nc, **cfg.model_kwargs)
+        if cfg.init_weights:
+            report = transfer_weights(model, load_checkpoint_weights(cfg.init_weights), cfg.init_scope)
+            self.transfer_report = report
+        return model
+
+    def _build_loaders(self, data: DetectionDataset):
+        cfg = self.cfg
+        workers = min(os.cpu_count() or 1, cfg.batch_size, cfg.workers)
+        train_set = YOLODataset(data.train, cfg.imgsz, augment=True, hyp=cfg.hyp, batch_size=cfg.batch_size,
+                                cache=cfg.cache, seed=cfg.seed)
+        val_bs = cfg.val_batch_size or cfg.batch_size * 2
+        val_set = YOLODataset(data.val, cfg.imgsz, augment=False, rect=True, pad=0.5, batch_size=val_bs,
+                              cache=cfg.cache, seed=cfg.seed)
+        train_loader = build_dataloader(train_set, cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed)
+        val_loader = build_dataloader(val_set, val_bs, shuffle=False, workers=workers, seed=cfg.seed)
+        return train_set, val_set, train_loader, val_loader
+
+    def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best_fitness": self.best_fitness,
+            "best_epoch": self.best_epoch,
+            "rows": self.rows,
+            "train_seconds": self.train_seconds,
+            "train_images": self.train_images,
+            "last_opt_step": self.last_opt_step,
+            "accumulate": self.accumulate,
+            "wall_time_s": self.wall_before + (time.time() - self.t_start),
+            "rng": rng_state(),
+            "model_name": self.cfg.model,
+            "nc": self.data.nc,
+            "names": self.data.names,
+        }
+
+    def _resume(self) -> None:
+        last = self.ckpt_dir / "last.pt"
+        if not (self.cfg.resume and last.is_file()):
+            return
+        state = torch.load(last, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        if self.ema and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = state["epoch"] + 1
+        self.best_fitness, self.best_epoch = state["best_fitness"], state["best_epoch"]
+        self.rows = state["rows"]
+        self.train_seconds, self.train_images = state["train_seconds"], state["train_images"]
+        self.wall_before = state["wall_time_s"]
+        self.last_opt_step, self.accumulate = state["last_opt_step"], state["accumulate"]
+        self._resume_rng = state["rng"]
+        LOG.info("resumed from %s at epoch %d", last, self.start_epoch)
+
+    # ------------------------------------------------------------------ loop
+    def _set_lr(self, ni: int, nw: int, epoch: int) -> None:
+        hyp, lf = self.cfg.hyp, self.lf(epoch)
+        for g in self.optimizer.param_groups:
+            target = g["initial_lr"] * lf
+            if ni <= nw:
+                start = hyp["warmup_bias_lr"] * g.get("lr_scale", 1.0) if g.get("bias_warmup") else 0.0
+                g["lr"] = warmup_value(ni, nw, start, target)
+                if "momentum" in g:
+                    g["momentum"] = warmup_value(ni, nw, hyp["warmup_momentum"], hyp["momentum"])
+            else:
+                g["lr"] = target
+
+    def _train_epoch(self, epoch: int, nw: int) -> torch.Tensor:
+        cfg, model = self.cfg, self.model
+        model.train()
+        frozen = epoch < cfg.freeze_backbone_epochs
+        for p in model.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.train_set_epoch(epoch)
+        nb = len(self.train_loader)
+        mloss = torch.zeros(3, device=self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        accumulate = self.accumulate
+        t0 = time.perf_counter()
+        n_images = 0
+        bar = tqdm(self.train_loader, total=nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not sys.stderr.isatty(), file=sys.stderr)
+        for i, (imgs, targets, _, _) in enumerate(bar):
+            ni = i + nb * epoch
+            imgs = imgs.to(self.device, non_blocking=True).float() / 255
+            if cfg.channels_last:
+                imgs = imgs.contiguous(memory_format=torch.channels_last)
+            if ni <= nw:
+                accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg.nbs / cfg.batch_size]).round()))
+            self._set_lr(ni, nw, epoch)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                preds = model(imgs)
+                loss, items = self.loss_fn(preds, targets.to(self.device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {i} "
+                                         f"(items box/obj/cls {items.tolist()}); lower lr0 or disable AMP")
+            self.scaler.scale(loss).backward()
+            if ni - self.last_opt_step >= accumulate:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema:
+                    self.ema.update(model)
+                self.last_opt_step = ni
+            mloss = (mloss * i + items) / (i + 1)
+            n_images += imgs.shape[0]
+            bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        self.train_images += n_images
+        self.accumulate = accumulate
+        self.epoch_images_per_s = n_images / max(seconds, 1e-9)
+        return mloss
+
+    def train_set_epoch(self, epoch: int) -> None:
+        """Make shuffling and augmentation a function of (seed, epoch) where the data supports it."""
+        for obj in (self.train_loader.sampler, self.train_loader.batch_sampler, self.train_set):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+
+    def _validate(self, model: torch.nn.Module, iou_thres: float) -> EvalResult:
+        return evaluate(model, self.val_loader, self.data.val, conf_thres=self.cfg.conf_thres,
+                        iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
+                        half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
+                        coco_backend=self.cfg.coco_backend)
+
+    def _epoch_row(self, epoch: int, mloss: torch.Tensor, result: EvalResult, seconds: float) -> dict[str, Any]:
+        m = result.metrics
+        vl = result.losses.tolist() if result.losses is not None else [float("nan")] * 3
+        row = {"epoch": epoch,
+               "train/box_loss": float(mloss[0]), "train/obj_loss": float(mloss[1]),
+               "train/cls_loss": float(mloss[2]),
+               "metrics/precision": m["precision"], "metrics/recall": m["recall"],
+               "metrics/mAP_0.5": m["map50_yolo"], "metrics/mAP_0.5:0.95": m["map_yolo"],
+               "val/box_loss": vl[0], "val/obj_loss": vl[1], "val/cls_loss": vl[2]}
+        for i, g in enumerate(self.optimizer.param_groups):
+            row[f"x/lr{i}"] = g["lr"]
+        row["time/epoch_s"] = seconds
+        row["train/images_per_s"] = self.epoch_images_per_s
+        return row
+
+    # ------------------------------------------------------------------ summary
+    def _base_summary(self) -> dict[str, Any]:
+        cfg = self.cfg
+        axes = {"backbone": cfg.model, "neck_init": "checkpoint" if cfg.init_weights else "random",
+                "schedule": cfg.schedule, "optimizer": cfg.optimizer, "seed": cfg.seed, "data": cfg.data,
+                "epochs": cfg.epochs, "imgsz": cfg.imgsz, "batch": cfg.batch_size, "lr0": cfg.hyp["lr0"],
+                "lrf": cfg.hyp["lrf"], "backbone_lr_mult": cfg.backbone_lr_mult}
+        axes.update(cfg.axes)
+        return {"status": "running", "error": None, "run_name": cfg.run_name or self.run_dir.name,
+                "axes": axes, "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
+                "best_epoch": None, "epochs_completed": 0, "wall_time_s": 0.0, "train_images_per_s": None,
+                "device": self._device_name(), "versions": package_versions(), "git_rev": git_revision(),
+                "data_warnings": {}}
+
+    def _device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda:{torch.cuda.get_device_name(self.device)}"
+        return "cpu"
+
+    def _write_summary(self, **updates: Any) -> None:
+        self.summary.update(updates)
+        self.summary["wall_time_s"] = round(self.wall_before + (time.time() - self.t_start), 3)
+        self.summary["epochs_completed"] = len(self.rows)
+        self.summary["best_epoch"] = self.best_epoch if self.best_epoch >= 0 else None
+        if self.train_seconds > 0:
+            self.summary["train_images_per_s"] = round(self.train_images / self.train_seconds, 3)
+        write_summary(self.run_dir / "summary.json", self.summary)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self) -> dict[str, Any]:
+        self.t_start = time.time()
+        handler = self._setup_logging()
+        self.summary = self._base_summary()
+        status = "failed"
+        try:
+            with preemption_signals():
+                self._write_summary(status="running")
+                self._fit()
+            status = "completed"
+            self._write_summary(status="completed")
+        except Preempted as e:
+            status = "preempted"
+            LOG.warning("preempted: %s", e)
+            self._write_summary(status="preempted", error=str(e))
+            raise
+        except BaseException as e:
+            msg = f"{type(e).__name__}: {e}"
+            LOG.exception("training failed: %s", msg)
+            self._write_summary(status="failed", error=msg)
+            raise
+        finally:
+            self.logger.finish(status)
+            logging.getLogger("yolo_core").removeHandler(handler)
+            handler.close()
+        return self.summary
+
+    def _fit(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed + 1, cfg.deterministic)
+        self.data = self._load_data()
+        self.summary["data_warnings"] = {"train": self.data.train.skipped, "val": self.data.val.skipped}
+        model = self._build_model(self.data.nc).to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        facts = model_facts(model, cfg.imgsz)
+        facts_640 = model_facts(model, 640) if cfg.imgsz != 640 else facts
+        self.summary["model"] = {"name": cfg.model, "params": facts["params"],
+                                 "gflops": round(facts_640["gflops"], 3), "gflops_imgsz": 640,
+                                 "gflops_at_train_imgsz": round(facts["gflops"], 4),
+                                 "backbone_params": facts["backbone_params"],
+                                 "backbone_gflops": round(facts_640["backbone_gflops"], 3)}
+        LOG.info("model %s: %d params, %.2f GFLOPs at 640", cfg.model, facts["params"], facts_640["gflops"])
+
+        hyp = scale_loss_gains({**cfg.hyp, "label_smoothing": cfg.label_smoothing}, self.data.nc, cfg.imgsz,
+                               model.head.nl)
+        self.loss_fn = YOLOv5Loss(model.head.anchors, self.data.nc,
+                                  {k: hyp[k] for k in ("box", "obj", "cls", "cls_pw", "obj_pw", "anchor_t",
+                                                       "fl_gamma", "label_smoothing")})
+        self.accumulate = max(round(cfg.nbs / cfg.batch_size), 1)
+        weight_decay = cfg.hyp["weight_decay"] * cfg.batch_size * self.accumulate / cfg.nbs
+        groups = build_param_groups(model, weight_decay, backbone_lr_mult=cfg.backbone_lr_mult,
+                                    layer_decay=cfg.layer_decay)
+        self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.hyp["lr0"], cfg.hyp["momentum"])
+        self.lf = lr_lambda(cfg.schedule, cfg.epochs, cfg.hyp["lrf"])
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
+        self.ema = ModelEMA(model) if cfg.ema else None
+        self.train_set, self.val_set, self.train_loader, self.val_loader = self._build_loaders(self.data)
+        self._resume_rng = None
+        self.last_opt_step = -1
+        self._resume()
+        self.logger.start(str(self.run_dir), cfg.to_dict(),
+                          {**self.summary["model"], "resumed": self.start_epoch > 0})
+        header = results_header(len(self.optimizer.param_groups))
+
+        nb = len(self.train_loader)
+        nw = warmup_iterations(cfg.hyp["warmup_epochs"], nb, cfg.warmup_min_iters)
+        if self._resume_rng is not None:
+            set_rng_state(self._resume_rng)
+        stale = 0
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            mloss = self._train_epoch(epoch, nw)
+            eval_model = self.ema.ema if self.ema else self.model
+            result = self._validate(eval_model, cfg.iou_thres)
+            row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
+            self.rows.append(row)
+            fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
+            improved = fi > self.best_fitness
+            if improved:
+                self.best_fitness, self.best_epoch = fi, epoch
+            write_results_csv(self.run_dir / "results.csv", self.rows, header)
+            state = self._checkpoint_state(epoch)
+            atomic_torch_save(state, self.ckpt_dir / "last.pt")
+            if improved:
+                atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
+                                   "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
+                                   "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
+            self.logger.log_epoch(epoch, row)
+            self._write_summary(status="running")
+            LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
+                     [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
+                     row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
+            stale = 0 if improved else stale + 1
+            if stale >= cfg.patience:
+                LOG.info("early stop: no improvement for %d epochs", cfg.patience)
+                break
+        self._final_evaluation()
+
+    def _final_evaluation(self) -> None:
+        """Evaluate best.pt once more (official: IoU 0.65 on COCO) and write predictions.json."""
+        cfg = self.cfg
+        best = torch.load(self.ckpt_dir / "best.pt", map_location=self.device, weights_only=True)
+        model = self.ema.ema if self.ema else self.model
+        model.load_state_dict(best["model"])
+        iou = cfg.final_iou_thres
+        if iou is None:
+            iou = 0.65 if self.data.val.coco_json and self.data.nc == 80 else cfg.iou_thres
+        result = self._validate(model, iou)
+        atomic_write_json(result.predictions, self.run_dir / "predictions.json")
+        self.summary["metrics"] = {k: clean_metric(result.metrics.get(k)) for k in SUMMARY_METRICS}
+        self.summary["final_eval"] = {"iou_thres": iou, "conf_thres": cfg.conf_thres,
+                                      "map50_yolo": clean_metric(result.metrics.get("map50_yolo")),
+                                      "map_yolo": clean_metric(result.metrics.get("map_yolo")),
+                                      "n_predictions": len(result.predictions)}
+        self.logger.log_final(self.summary, str(self.run_dir))
+
+
+def train(config: TrainConfig | None = None, logger: RunLogger | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train and return the summary: `train(TrainConfig(...))` or `train(epochs=2, imgsz=96)`."""
+    if config is None:
+        config = TrainConfig(**overrides)
+    elif overrides:
+        raise TypeError("pass either a TrainConfig or keyword overrides, not both")
+    return Trainer(config, logger).fit()
