@@ -1,0 +1,1 @@
+"""Hydra entry points and cluster glue; adapts configs to yolo_core."""

@@ -1,0 +1,27 @@
+"""Hydra entry point: one training run.  python -m experiments.train [overrides]"""
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from experiments.adapter import to_train_config
+from experiments.schema import register_configs
+from yolo_core.train.trainer import train
+
+register_configs()
+LOG = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    hc = HydraConfig.get()
+    run_name = hc.job.override_dirname or hc.job.name
+    summary = train(to_train_config(cfg, out_dir=hc.runtime.output_dir, run_name=run_name))
+    return summary["metrics"]["map"] or 0.0
+
+
+if __name__ == "__main__":
+    main()
