@@ -1,0 +1,123 @@
+"""The report's PNG plots, drawn with matplotlib's Agg backend (no display on a cluster node).
+
+Every curve is a mean over seeds with its spread drawn as a band (min-max over seeds),
+because with a few seeds the spread is the point: a gap between two curves means
+little when their bands overlap.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MAP_COLUMN = "metrics/mAP_0.5:0.95"
+LOSS_COLUMNS = ("train/box_loss", "train/obj_loss", "train/cls_loss")
+SIZE_METRICS = {"map_small": "APs", "map_medium": "APm", "map_large": "APl"}
+
+
+@dataclass
+class PlotGroup:
+    """One configuration as the plots see it: a label, its runs, its AP-by-size stats."""
+
+    label: str
+    run_dirs: list[str]
+    ap_mean: dict[str, float]
+    ap_std: dict[str, float]
+    n: int
+
+
+def _band(ax: plt.Axes, epochs: pd.DataFrame, run_dirs: Sequence[str], column: str,
+          label: str, color: str) -> bool:
+    """Mean line and min-max band of one column over the given runs; False when no data."""
+    if column not in epochs.columns or epochs.empty:
+        return False
+    sub = epochs[epochs["run_dir"].isin(run_dirs)][["epoch", column]].dropna()
+    if sub.empty:
+        return False
+    g = sub.groupby("epoch")[column].agg(["mean", "min", "max"]).sort_index()
+    x = g.index.to_numpy(dtype=float)
+    ax.plot(x, g["mean"].to_numpy(), color=color, label=label, lw=1.6)
+    ax.fill_between(x, g["min"].to_numpy(), g["max"].to_numpy(), color=color, alpha=0.2, lw=0)
+    return True
+
+
+def _colors(k: int) -> list[str]:
+    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20")
+    return [matplotlib.colors.to_hex(cmap(i % cmap.N)) for i in range(k)]
+
+
+def _finish(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _no_data(ax: plt.Axes) -> None:
+    ax.text(0.5, 0.5, "no per-epoch data from completed runs", ha="center", va="center",
+            transform=ax.transAxes)
+
+
+def plot_map_vs_epoch(epochs: pd.DataFrame, groups: Sequence[PlotGroup], path: Path) -> Path:
+    """mAP@0.5:0.95 per epoch per configuration (mean over seeds, min-max band)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = [_band(ax, epochs, g.run_dirs, MAP_COLUMN, f"{g.label} (n={g.n})", c)
+             for g, c in zip(groups, _colors(len(groups)))]
+    if any(drawn):
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="mAP@0.5:0.95 (val)", title="mAP@0.5:0.95 per epoch: mean, band = min-max over seeds")
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def plot_loss_curves(epochs: pd.DataFrame, groups: Sequence[PlotGroup], path: Path) -> Path:
+    """Train box/obj/cls loss per configuration, one panel each (mean, min-max band)."""
+    fig, axes = plt.subplots(1, len(LOSS_COLUMNS), figsize=(13, 4))
+    colors = _colors(len(groups))
+    for ax, col in zip(axes, LOSS_COLUMNS):
+        drawn = [_band(ax, epochs, g.run_dirs, col, f"{g.label} (n={g.n})", c) for g, c in zip(groups, colors)]
+        if not any(drawn):
+            _no_data(ax)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="epoch", title=col)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[0].legend(handles, labels, fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_ap_by_size(groups: Sequence[PlotGroup], path: Path) -> Path:
+    """Grouped bars of APs/APm/APl per configuration; error bars = std over seeds
+    (none drawn where n = 1, as there is no spread estimate)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    k = max(len(groups), 1)
+    width = 0.8 / k
+    x = np.arange(len(SIZE_METRICS))
+    for i, (g, c) in enumerate(zip(groups, _colors(len(groups)))):
+        means = [g.ap_mean.get(m, math.nan) for m in SIZE_METRICS]
+        stds = [g.ap_std.get(m, math.nan) for m in SIZE_METRICS]
+        heights = [0.0 if math.isnan(v) else v for v in means]
+        errs = [0.0 if math.isnan(s) else s for s in stds]
+        ax.bar(x + (i - (k - 1) / 2) * width, heights, width, yerr=errs, capsize=3, color=c,
+               label=f"{g.label} (n={g.n})")
+    ax.set_xticks(x, list(SIZE_METRICS.values()))
+    ax.set(ylabel="AP@0.5:0.95", title="AP by object size: mean over seeds, error bar = std")
+    if groups:
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, path)

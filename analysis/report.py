@@ -1,0 +1,296 @@
+"""Build the baseline-vs-ConvNeXt report (tables, notes, plots) from run directories.
+
+    python analysis/report.py DIR [DIR...] [--out OUT] [--baseline cspdarknet_s] [--metric map]
+
+Reads only the run-directory files (see analysis/collect.py), so it works on any copy of
+an output tree. Exit code: 0 report written, 1 report written but some runs failed (the
+sweep uses this to exit non-zero after all its jobs), 2 no runs found.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from analysis import plots, tables  # noqa: E402
+from analysis.collect import METRICS, STATUSES, Runs, collect_runs  # noqa: E402
+
+FAILURE_STATUSES = frozenset({"failed", "invalid"})
+UNFINISHED_STATUSES = frozenset({"running", "preempted", "missing"})
+
+
+class NoRunsFound(FileNotFoundError):
+    """No run directory (summary.json or .hydra/) under any of the searched dirs."""
+
+
+@dataclass
+class Report:
+    """A written report: where it is, its text and tables, and what it compared."""
+
+    out_dir: Path
+    markdown: str
+    summary: pd.DataFrame
+    runs: Runs
+    pairs: list[tables.Pair]
+    headline: tables.Pair | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """Runs that failed or whose summary.json could not be read."""
+        return self.runs.runs[self.runs.runs["status"].isin(FAILURE_STATUSES)]
+
+    def exit_code(self, strict: bool = False) -> int:
+        """1 when runs failed (strict: also when any run is not completed), else 0."""
+        bad = FAILURE_STATUSES | (UNFINISHED_STATUSES if strict else frozenset())
+        return 1 if self.runs.runs["status"].isin(bad).any() else 0
+
+
+def default_out_dir(roots: Sequence[str | Path]) -> Path:
+    """DIR/report for one DIR, else ./report."""
+    return Path(roots[0]) / "report" if len(roots) == 1 else Path("report")
+
+
+def _first_line(err: object) -> str:
+    if tables.is_missing(err) or err is None:
+        return ""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _status_line(runs: pd.DataFrame) -> str:
+    counts = runs["status"].value_counts()
+    parts = [f"{int(counts[s])} {s}" for s in STATUSES if s in counts]
+    return f"{len(runs)} run(s): " + ", ".join(parts)
+
+
+def _natural(text: str) -> list[tuple[int, object]]:
+    """Sort key putting multirun/2 before multirun/10."""
+    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def _runs_section(runs: Runs, axes: Sequence[str]) -> str:
+    """Every run with its status, so failures and gaps are visible next to the means."""
+    cols = [a for a in axes if a in runs.runs.columns]
+    if tables.SEED in runs.axes and tables.SEED not in cols:
+        cols.append(tables.SEED)
+    headers = ["run", "status", *cols, "mAP", "mAP@0.5", "epochs", "error"]
+    rows = []
+    rank = {s: k for k, s in enumerate(("failed", "invalid", "preempted", "running", "missing", "completed"))}
+    order = sorted(runs.runs.index, key=lambda i: (rank.get(runs.runs.at[i, "status"], 0),
+                                                   _natural(str(runs.runs.at[i, "rel_dir"]))))
+    for i in order:
+        r = runs.runs.loc[i]
+        rows.append([r["rel_dir"], r["status"], *[tables.fmt_value(r.get(a)) for a in cols],
+                     tables._fmt_num(r["map"], ".3f"), tables._fmt_num(r["map50"], ".3f"),
+                     tables.fmt_value(r.get("epochs_completed")) if not tables.is_missing(r.get("epochs_completed")) else "",
+                     _first_line(r["error"])])
+    return tables.md_table(headers, rows)
+
+
+def _fairness_section(pairs: Sequence[tables.Pair], axes: Sequence[str]) -> list[str]:
+    lines = []
+    for p in pairs:
+        where = p.other.context(axes)
+        if p.strict:
+            head = f"- **{p.other.backbone}** vs **{p.baseline.backbone}** at {where}"
+        else:
+            head = (f"- **{p.other.backbone}** ({where}) vs **{p.baseline.backbone}** "
+                    f"({p.baseline.context(axes)}): no baseline row shares all other axes; closest used")
+        if p.differences:
+            lines.append(f"{head}: **differs in** " + "; ".join(p.differences) + ".")
+        else:
+            seeds = ", ".join(tables.fmt_value(s) for s in p.other.seeds()) or "none recorded"
+            lines.append(f"{head}: share everything but the backbone "
+                         f"(same initialisation, schedule, optimizer, data, epochs, imgsz, batch, lr values; seeds {seeds}).")
+    return lines
+
+
+def _sample_notes(runs: Runs, pairs: Sequence[tables.Pair], axes: Sequence[str], metric: str,
+                  common: dict[str, object]) -> list[str]:
+    lines = [
+        "- Means are over completed runs only; ± is the sample std over seeds (ddof=1), "
+        "shown as – when a row has one seed. A delta is called within seed noise when "
+        "n < 2 or |Δ| < 2·pooled std/√n (n = the smaller seed count of the pair).",
+    ]
+    ns = sorted({c.n for p in pairs for c in (p.baseline, p.other)})
+    if ns and max(ns) < 2:
+        lines.append("- Every compared row has a single seed: these numbers cannot rank the backbones; "
+                     "seed noise on short runs is large (the same run gave 0.221 and 0.077 mAP@0.5 "
+                     "with two seeds in the design notes). Run several seeds per row.")
+    lines += [f"- {tables.noise_statement(p, metric, axes)}" for p in pairs]
+    data = common.get("data")
+    datas = {tables.fmt_value(v) for v in runs.completed.get("data", pd.Series(dtype=object))}
+    if data == "synthetic" or datas == {"synthetic"}:
+        lines.append("- Data is the embedded synthetic set: a few CPU minutes per run check that the "
+                     "pipeline trains and evaluate the size of seed noise; they cannot say which "
+                     "backbone is better on COCO (ConvNeXt needs far longer schedules and real images "
+                     "to show its ImageNet pre-training).")
+    return lines
+
+
+def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[tables.Pair],
+                    headline: tables.Pair | None, axes: Sequence[str], baseline: str, candidate: str,
+                    metric: str) -> str:
+    """report.md: headline, main table, fairness, what the sample shows, runs, problems."""
+    common = tables.common_settings(runs, axes)
+    out = ["# Backbone comparison report", ""]
+    out.append("Searched: " + ", ".join(f"`{r}`" for r in runs.roots) + ". " + _status_line(runs.runs) + ".")
+    out.append(f"Baseline backbone: `{baseline}`; metric for the noise statements: `{metric}`.")
+    if common:
+        out.append("Common to all completed runs: "
+                   + ", ".join(f"{k}={tables.fmt_value(v)}" for k, v in common.items()) + ".")
+    out.append("")
+
+    out.append(f"## Headline: {baseline} vs {candidate}")
+    out.append("")
+    if headline is None:
+        out.append(f"No completed {candidate} row with a completed {baseline} row to compare it with.")
+    else:
+        if not headline.strict:
+            out.append("**Warning: not like-for-like** — no baseline row shares all other axes with "
+                       f"the {candidate} rows; differences: " + "; ".join(headline.differences) + ".")
+            out.append("")
+        out.append(f"Configuration: {headline.other.context(axes)}.")
+        out.append("")
+        label = "ConvNeXt" if candidate.startswith("convnext") else "Candidate"
+        out.append(tables.md_table(["Metric", f"Baseline ({baseline})", f"{label} ({candidate})"],
+                                   tables.headline_rows(headline)))
+        out.append("")
+        out.append("Values: mean ± std (n completed seeds).")
+    out.append("")
+
+    out.append("## All configurations")
+    out.append("")
+    if configs:
+        headers, rows = tables.display_rows(configs, pairs, axes, baseline, metric)
+        out.append(tables.md_table(headers, rows))
+        out.append("")
+        gi = {tables.fmt_value(v) for v in runs.completed.get("gflops_imgsz", pd.Series(dtype=object)).dropna()}
+        gnote = f" GFLOPs at imgsz {', '.join(sorted(gi))}." if gi else ""
+        out.append("Δ = row mean − mean of the baseline row with the same other axes "
+                   "(– where there is none)." + gnote)
+    else:
+        out.append("No completed runs yet.")
+    out.append("")
+
+    out.append("## Fairness")
+    out.append("")
+    if pairs:
+        out += _fairness_section(pairs, axes)
+    elif configs:
+        out.append(f"No {baseline} row among the completed runs: nothing is compared.")
+    else:
+        out.append("Nothing to compare.")
+    out.append("")
+
+    out.append("## What this sample can show")
+    out.append("")
+    out += _sample_notes(runs, pairs, axes, metric, common)
+    out.append("")
+
+    out.append("## Runs")
+    out.append("")
+    out.append(_runs_section(runs, axes))
+    out.append("")
+    if runs.problems:
+        out.append("## Problems reading runs")
+        out.append("")
+        out += [f"- `{p}`: {m}" for p, m in runs.problems]
+        out.append("")
+    out.append("Plots: `map_vs_epoch.png`, `ap_by_size.png`, `loss_curves.png`.")
+    out.append("")
+    return "\n".join(out)
+
+
+def _plot_groups(configs: Sequence[tables.Config], axes: Sequence[str]) -> list[plots.PlotGroup]:
+    varying = [a for a in axes if len({c.axes.get(a) for c in configs}) > 1] or ["backbone"]
+    groups = []
+    for c in configs:
+        label = " / ".join(tables.fmt_value(c.axes.get(a)) for a in varying)
+        size = {m: c.stat(m) for m in plots.SIZE_METRICS}
+        groups.append(plots.PlotGroup(label, list(c.runs["run_dir"]), {m: s.mean for m, s in size.items()},
+                                      {m: s.std for m, s in size.items()}, c.n))
+    return groups
+
+
+def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
+                 baseline: str = "cspdarknet_s", metric: str = "map",
+                 candidate: str | None = None) -> Report:
+    """Collect the runs under roots and write report.md, the tables and the plots to out_dir.
+
+    candidate: the backbone of the headline table (default convnext_tiny if present,
+    else the first other backbone). Raises NoRunsFound when no run dir exists.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    roots = [Path(r) for r in roots]
+    runs = collect_runs(*roots)
+    if runs.runs.empty:
+        raise NoRunsFound("no runs found (no summary.json or .hydra/ below): searched "
+                          + ", ".join(str(r) for r in roots))
+    out = Path(out_dir) if out_dir is not None else default_out_dir(roots)
+    out.mkdir(parents=True, exist_ok=True)
+
+    axes = tables.config_axes(runs)
+    configs = tables.group_configs(runs, axes, baseline)
+    pairs = tables.find_pairs(configs, runs, axes, baseline)
+    if candidate is None:
+        others = sorted({c.backbone for c in configs if c.axes.get("backbone") != baseline})
+        candidate = "convnext_tiny" if "convnext_tiny" in others or not others else others[0]
+    headline = tables.pick_headline(pairs, candidate, axes)
+    summary = tables.summary_frame(configs, pairs, axes, metric)
+    markdown = render_markdown(runs, configs, pairs, headline, axes, baseline, candidate, metric)
+
+    files = {"report.md": out / "report.md", "summary_table.csv": out / "summary_table.csv",
+             "runs.csv": out / "runs.csv", "summary_table.tex": out / "summary_table.tex"}
+    files["report.md"].write_text(markdown, encoding="utf-8")
+    summary.to_csv(files["summary_table.csv"], index=False)
+    runs.runs.to_csv(files["runs.csv"], index=False)
+    headers, rows = tables.display_rows(configs, pairs, axes, baseline, metric)
+    files["summary_table.tex"].write_text(tables.latex_table(headers, rows), encoding="utf-8")
+
+    groups = _plot_groups(configs, axes)
+    completed_epochs = runs.epochs[runs.epochs["status"] == "completed"] if "status" in runs.epochs else runs.epochs
+    files["map_vs_epoch.png"] = plots.plot_map_vs_epoch(completed_epochs, groups, out / "map_vs_epoch.png")
+    files["ap_by_size.png"] = plots.plot_ap_by_size(groups, out / "ap_by_size.png")
+    files["loss_curves.png"] = plots.plot_loss_curves(completed_epochs, groups, out / "loss_curves.png")
+    return Report(out, markdown, summary, runs, list(pairs), headline, files)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0 ok, 1 some runs failed, 2 no runs found)."""
+    ap = argparse.ArgumentParser(description="Baseline-vs-ConvNeXt tables and plots from run directories.")
+    ap.add_argument("dirs", nargs="+", metavar="DIR", help="sweep or run directories (searched recursively)")
+    ap.add_argument("--out", default=None, help="output dir (default: DIR/report for one DIR, else ./report)")
+    ap.add_argument("--baseline", default="cspdarknet_s", help="baseline backbone (default: cspdarknet_s)")
+    ap.add_argument("--candidate", default=None, help="backbone of the headline table (default: convnext_tiny)")
+    ap.add_argument("--metric", default="map", choices=METRICS, help="metric of the noise statements (default: map)")
+    ap.add_argument("--strict", action="store_true",
+                    help="also exit 1 when runs are running, preempted or missing (for a sweep whose jobs all ended)")
+    args = ap.parse_args(argv)
+    try:
+        rep = build_report(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
+                           candidate=args.candidate)
+    except NoRunsFound as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
+    print(rep.markdown)
+    code = rep.exit_code(strict=args.strict)
+    msg = f"report written to {rep.out_dir}"
+    if len(rep.failed):
+        msg += f"; {len(rep.failed)} run(s) failed or unreadable (exit 1)"
+    print(msg, file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
