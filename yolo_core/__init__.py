@@ -8,3 +8,8 @@ from .models import build_model, list_models, model_facts
 
 __all__ = ["build_model", "list_models", "model_facts", "compute_loss", "YOLOv5Loss", "scale_loss_gains"]
 __version__ = "0.1.0"
+
+from .models import TransferReport, load_checkpoint_weights, transfer_weights  # noqa: E402
+from .optim import build_param_groups  # noqa: E402
+
+__all__ += ["load_checkpoint_weights", "transfer_weights", "TransferReport", "build_param_groups"]

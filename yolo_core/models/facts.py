@@ -33,12 +33,12 @@ def gflops(module: nn.Module, imgsz: int | tuple[int, int] = 640, inputs: torch.
 
 
 def model_facts(model: nn.Module, imgsz: int = 640) -> dict[str, float | int]:
-    """params and GFLOPs of the whole detector and of its backbone (trunk + adapters)."""
-    backbone_params = count_params(model.backbone) + count_params(model.adapter)
+    """params and GFLOPs of the whole detector and of its backbone (trunk + channel adapters)."""
+    backbone = nn.Sequential(model.backbone, model.adapter)
     return {
         "params": count_params(model),
         "gflops": gflops(model, imgsz),
-        "backbone_params": backbone_params,
-        "backbone_gflops": gflops(model.backbone, imgsz),
+        "backbone_params": count_params(backbone),
+        "backbone_gflops": gflops(backbone, imgsz),
         "imgsz": imgsz,
     }

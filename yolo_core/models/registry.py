@@ -23,15 +23,26 @@ def list_models() -> list[str]:
 def build_model(name: str, nc: int = 80, **kwargs) -> YOLODetector:
     """Build a detector by name, e.g. build_model("yolov5s", nc=80).
 
+    Registered names come first; any other name timm knows (optionally with a pretrained
+    tag, "convnext_tiny.in12k_ft_in1k") builds a timm trunk with a YOLOv5 neck and head:
+    build_model("convnext_tiny", nc, neck="yolov5s", pretrained=None, drop_path_rate=0.0).
+
     Every model is checked once at build time: its backbone must return P3/P4/P5 at
     strides 8/16/32 with the channels it declares (a wrong trunk fails here, not as a
     shape error deep inside the neck).
     """
     if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
         raise ValueError(f"nc (number of classes) must be an integer >= 1, got {nc!r}")
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    model = _FACTORIES[name](nc=nc, **kwargs)
+    if name in _FACTORIES:
+        model = _FACTORIES[name](nc=nc, **kwargs)
+    else:
+        from .timm_backbone import build_timm_detector, is_timm_model  # lazy: timm is imported on demand
+
+        if not is_timm_model(name):
+            raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}, or any timm "
+                             f"model with stride 8/16/32 features (e.g. convnext_tiny, resnet50, "
+                             f"convnext_tiny.in12k_ft_in1k; see timm.list_models())")
+        model = build_timm_detector(name, nc=nc, **kwargs)
     check_backbone_strides(model)
     return model
 
