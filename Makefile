@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 ARGS ?=
 GRID ?= default
 CLUSTER ?= local
+# spinning OpenMP threads collapse CPU throughput when processes share cores
+export OMP_WAIT_POLICY ?= PASSIVE
 # torch is pinned here only where the machine caps it (see README); elsewhere pip picks.
 TORCH_PIN ?= $(shell $(PYTHON) -c "import os;print('torch==2.14.1 torchvision==0.29.1' if os.path.exists('/etc/xdg/pip/constraints.txt') else '')")
 

@@ -55,10 +55,20 @@ class OptimizerConf:
 
 
 @dataclass
+class SyntheticConf:
+    """Parameters of the embedded dataset (yolo_core.data.synthetic.ensure_synthetic_dataset)."""
+    n_train: int = 256
+    n_val: int = 64
+    image_size: int = 192               # originals; training at 96 px halves them
+    seed: int = 0
+    background: str = "flat"            # flat | texture
+
+
+@dataclass
 class DataConf:
     name: str = "synthetic"
     path: Optional[str] = None          # dataset yaml (YOLOv5 or COCO-json form); null for synthetic
-    synthetic: dict[str, Any] = field(default_factory=dict)
+    synthetic: SyntheticConf = field(default_factory=SyntheticConf)
     cache: Optional[str] = None         # null | ram | disk
 
 

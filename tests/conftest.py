@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
-
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see yolo_core/__init__.py
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..data.dataset import YOLODataset
 from ..data.loader import build_dataloader
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
+from ..eval.coco import records_to_coco_gt
 from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import fitness
 from ..loggers import RunLogger
@@ -70,7 +72,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """All RNG states as tensors and primitives, so checkpoints load with weights_only=True."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -78,7 +84,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -161,6 +168,9 @@ class Trainer:
         val_bs = cfg.val_batch_size or cfg.batch_size * 2
         val_set = YOLODataset(data.val, cfg.imgsz, augment=False, rect=True, pad=0.5, batch_size=val_bs,
                               cache=cfg.cache, seed=cfg.seed)
+        # rect mode reorders the val records; evaluation indexes the dataset's own order
+        self.val_split = replace(data.val, records=val_set.records)
+        self.val_gt = data.val.coco_json or records_to_coco_gt(self.val_split)
         train_loader = build_dataloader(train_set, cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed)
         val_loader = build_dataloader(val_set, val_bs, shuffle=False, workers=workers, seed=cfg.seed)
         return train_set, val_set, train_loader, val_loader
@@ -190,7 +200,7 @@ class Trainer:
         last = self.ckpt_dir / "last.pt"
         if not (self.cfg.resume and last.is_file()):
             return
-        state = torch.load(last, map_location=self.device, weights_only=False)
+        state = torch.load(last, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         if self.ema and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
@@ -274,7 +284,7 @@ class Trainer:
                 obj.set_epoch(epoch)
 
     def _validate(self, model: torch.nn.Module, iou_thres: float) -> EvalResult:
-        return evaluate(model, self.val_loader, self.data.val, conf_thres=self.cfg.conf_thres,
+        return evaluate(model, self.val_loader, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
                         coco_backend=self.cfg.coco_backend)
@@ -406,12 +416,11 @@ class Trainer:
             if improved:
                 self.best_fitness, self.best_epoch = fi, epoch
             write_results_csv(self.run_dir / "results.csv", self.rows, header)
-            state = self._checkpoint_state(epoch)
-            atomic_torch_save(state, self.ckpt_dir / "last.pt")
-            if improved:
+            if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
                 atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
                                    "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
                                    "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
+            atomic_torch_save(self._checkpoint_state(epoch), self.ckpt_dir / "last.pt")
             self.logger.log_epoch(epoch, row)
             self._write_summary(status="running")
             LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,

@@ -1,0 +1,145 @@
+"""The trainer end to end on tiny data: run directory, exact resume after a kill, bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolo_core.data import ensure_synthetic_dataset
+from yolo_core.train.config import TrainConfig
+from yolo_core.train.run_files import COCO_STAT_NAMES, RESULTS_COLUMNS
+from yolo_core.train.trainer import train
+
+pytestmark = pytest.mark.slow
+
+TINY = dict(epochs=2, imgsz=64, batch_size=4, workers=0, warmup_min_iters=2, cache="ram")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("synthetic") / "set"
+    return str(ensure_synthetic_dataset(root, n_train=12, n_val=6))
+
+
+def test_run_directory_contract(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    summary = train(TrainConfig(out_dir=str(out), data=tiny_data, seed=3, axes={"backbone": "cspdarknet_s"}, **TINY))
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["status"] == "completed" and on_disk["error"] is None
+    assert on_disk["epochs_completed"] == 2 and on_disk["best_epoch"] in (0, 1)
+    assert set(COCO_STAT_NAMES) | {"precision", "recall"} == set(on_disk["metrics"])
+    assert on_disk["axes"]["seed"] == 3 and on_disk["axes"]["imgsz"] == 64
+    assert on_disk["model"]["params"] == sum(p.numel() for p in
+                                             __import__("yolo_core").build_model("yolov5s", 3).parameters())
+    assert on_disk["train_images_per_s"] > 0 and on_disk["device"] == "cpu"
+    assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"]["torch"]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert list(rows[0])[:len(RESULTS_COLUMNS)] == list(RESULTS_COLUMNS)
+    assert {"x/lr0", "x/lr1", "x/lr2"} <= set(rows[0])
+    preds = json.loads((out / "predictions.json").read_text())
+    assert preds and {"image_id", "category_id", "bbox", "score"} == set(preds[0])
+    for name in ("last.pt", "best.pt"):
+        state = torch.load(out / "checkpoints" / name, weights_only=True)  # plain tensors + primitives
+        assert "model" in state
+    assert (out / "train.log").read_text().count("epoch 2/2") == 1
+    assert not list(out.rglob("*.tmp"))
+
+
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    return {**{f"model.{k}": v for k, v in state["model"].items()},
+            **{f"ema.{k}": v for k, v in state["ema"]["ema"].items()}}
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, tiny_data):
+    kwargs = dict(TINY, epochs=3, data=tiny_data)
+    train(TrainConfig(out_dir=str(tmp_path / "straight"), **kwargs))
+
+    killed = tmp_path / "killed"
+    script = ("from yolo_core.train.trainer import train\nfrom yolo_core.train.config import TrainConfig\n"
+              f"train(TrainConfig(out_dir={str(killed)!r}, **{kwargs!r}))\n")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    last = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: as a node failure
+    proc.wait()
+    assert last.exists(), "the run never wrote last.pt"
+    first = torch.load(last, weights_only=False)["epoch"]
+    assert first < 2, "the kill came too late to test resume"
+    assert json.loads((killed / "summary.json").read_text())["status"] == "running"
+
+    summary = train(TrainConfig(out_dir=str(killed), **kwargs))
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 3
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(killed)
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ after resume, e.g. {different[:3]}"
+    rows = list(csv.DictReader((killed / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]  # no duplicate rows from the repeated epoch
+    straight_rows = list(csv.DictReader((tmp_path / "straight" / "results.csv").open()))
+    assert [r["train/box_loss"] for r in rows] == [r["train/box_loss"] for r in straight_rows]
+
+
+def test_label_class_out_of_range_fails_with_the_file_named(tmp_path, tiny_data):
+    import shutil
+    import yaml
+    src = Path(tiny_data).parent
+    dst = tmp_path / "bad"
+    shutil.copytree(src, dst)
+    data = yaml.safe_load((dst / "data.yaml").read_text())
+    images = dst / "yolo" / "images"
+    (dst / "yolo" / "labels").mkdir(parents=True)
+    images.mkdir(parents=True)
+    for split in ("train", "val"):
+        for f in sorted((dst / data[split]).iterdir())[:4]:
+            shutil.copy(f, images / f"{split}_{f.name}")
+            (dst / "yolo" / "labels" / f"{split}_{f.stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (dst / "yolo" / "labels" / f"train_{sorted((dst / data['train']).iterdir())[0].stem}.txt").write_text(
+        "7 0.5 0.5 0.2 0.2\n")
+    yolo_yaml = dst / "yolo.yaml"
+    yolo_yaml.write_text(yaml.safe_dump({"path": str(dst / "yolo"), "train": "images", "val": "images",
+                                         "names": ["a", "b", "c"]}))
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"train_.*\.txt.*class 7"):
+        train(TrainConfig(out_dir=str(out), data=str(yolo_yaml), **TINY))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "class 7" in summary["error"]
+
+
+def test_corrupt_image_is_skipped_and_counted_in_summary(tmp_path, tiny_data):
+    import shutil
+    src = Path(tiny_data).parent
+    dst = tmp_path / "set"
+    shutil.copytree(src, dst)
+    victim = sorted((dst / "images" / "train").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated PNG
+    out = tmp_path / "run"
+    summary = train(TrainConfig(out_dir=str(out), data=str(dst / "data.yaml"), **dict(TINY, epochs=1)))
+    assert summary["status"] == "completed"
+    assert summary["data_warnings"]["train"].get("corrupt_image") == 1
+    assert "corrupt_image" in (out / "train.log").read_text()
+
+
+def test_frozen_backbone_does_not_move(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    train(TrainConfig(out_dir=str(out), data=tiny_data, freeze_backbone_epochs=1, ema=False,
+                      **dict(TINY, epochs=1)))
+    from yolo_core import build_model
+    torch.manual_seed(0 + 1)  # the trainer seeds seed + 1 before building the model
+    fresh = build_model("yolov5s", 3).state_dict()
+    trained = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["model"]
+    moved = [k for k in trained if not torch.equal(trained[k], fresh[k])]
+    assert moved and all(not k.startswith("backbone.") or "running" in k or "num_batches" in k for k in moved)
