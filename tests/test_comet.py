@@ -1,0 +1,358 @@
+"""Comet backend (yolo_core.loggers.comet, experiments/loggers.py): offline archives, the fast
+fallback when a key is set but the server does not answer, resume into the same experiment,
+and the API key never written anywhere. No test needs a network: "no network" is a local
+socket that accepts connections and never answers (a black hole) or a closed local port.
+"""
+from __future__ import annotations
+
+import csv
+import http.server
+import json
+import os
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*sentry_sdk.Hub.*:DeprecationWarning")
+
+from yolo_core.loggers import CometLogger, RunLogger
+from yolo_core.loggers.comet import COMET_DIR, KEY_FILE, format_name, probe_comet, run_axes
+from yolo_core.train.config import TrainConfig
+from yolo_core.train.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+FAKE_KEY = "FAKEKEYq7Zx3Wm9Pv2Lk8Rt5Yh4Nc6Bd"   # a made-up key; must never be written anywhere
+COMET_ENV = ("COMET_API_KEY", "COMET_URL_OVERRIDE", "COMET_EXPERIMENT_KEY", "COMET_OFFLINE_DIRECTORY",
+             "COMET_PROJECT_NAME", "COMET_WORKSPACE")
+
+
+def tiny(out: Path, epochs: int = 2) -> TrainConfig:
+    return TrainConfig(out_dir=str(out), epochs=epochs, imgsz=64, batch_size=4, workers=0,
+                       synthetic=dict(n_train=16, n_val=8), warmup_min_iters=2)
+
+
+def clean_env(mp: pytest.MonkeyPatch) -> None:
+    for k in COMET_ENV:
+        mp.delenv(k, raising=False)
+    mp.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _no_comet_env(monkeypatch):
+    clean_env(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def black_hole():
+    """http://127.0.0.1:<port>/clientlib/ that accepts TCP connections and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)  # never accept(): the kernel completes the handshake, nobody ever replies
+    yield f"http://127.0.0.1:{s.getsockname()[1]}/clientlib/"
+    s.close()
+
+
+def closed_port_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/clientlib/"
+
+
+def read_archive(path: Path) -> dict:
+    """The offline archive's metadata, parameters, metrics {(name, step): value}, others and uploads."""
+    with zipfile.ZipFile(path) as z:
+        meta = json.loads(z.read("experiment.json"))
+        msgs = [json.loads(line) for line in z.read("messages.json").decode().splitlines() if line.strip()]
+        names = set(z.namelist())
+    out = {"meta": meta, "params": {}, "metrics": {}, "others": {}, "uploads": [], "types": set(), "names": names}
+    for m in msgs:
+        p, t = m["payload"], m["type"]
+        out["types"].add(t)
+        if t == "parameter_msg":
+            prm = p.get("param") or p.get("params")
+            if prm.get("source") == "manual":
+                out["params"][prm["paramName"]] = prm["paramValue"]
+        elif t == "metric_msg":
+            out["metrics"][(p["metric"]["metricName"], p["metric"]["step"])] = p["metric"]["metricValue"]
+        elif t == "log_other":
+            out["others"][p["key"]] = p["value"]
+        elif t == "file_upload":
+            out["uploads"].append(p)
+    return out
+
+
+def archives(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / COMET_DIR).glob("*.zip"), key=os.path.getmtime)
+
+
+def timed_run(out: Path, logger: RunLogger, epochs: int = 2) -> float:
+    t0 = time.perf_counter()
+    train(tiny(out, epochs), logger=logger)
+    return time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def no_key_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("comet") / "nokey"
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp)
+        logger = CometLogger(log_images=2, log_model=True)
+        seconds = timed_run(out, logger)
+    return out, seconds, logger
+
+
+@pytest.fixture(scope="module")
+def fake_key_run(tmp_path_factory, black_hole, no_key_run):
+    out = tmp_path_factory.mktemp("comet") / "fakekey"
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp)
+        mp.setenv("COMET_API_KEY", FAKE_KEY)
+        mp.setenv("COMET_URL_OVERRIDE", black_hole)
+        logger = CometLogger(log_images=2, log_model=True)
+        seconds = timed_run(out, logger)
+    return out, seconds, logger
+
+
+# ---------------------------------------------------------------------- training runs
+@pytest.mark.slow
+def test_no_key_writes_offline_archive_matching_run_files(no_key_run):
+    out, _, logger = no_key_run
+    assert not logger.online
+    zips = archives(out)
+    assert len(zips) == 1
+    key = (out / COMET_DIR / KEY_FILE).read_text().strip()
+    a = read_archive(zips[0])
+    assert a["meta"]["offline_id"] == key and zips[0].name.startswith(key)
+    assert a["meta"]["project_name"] is None  # CometLogger() default; conf/logger/comet.yaml names the project
+    assert {"backbone:yolov5s", "neck_init:random", "schedule:linear", "optimizer:sgd", "data:synthetic",
+            "seed:0"} <= set(a["meta"]["tags"])
+    assert a["others"]["Name"] == "yolov5s-random-linear-s0"
+
+    # parameters: the resolved TrainConfig, flattened
+    p = a["params"]
+    assert (p["epochs"], p["imgsz"], p["batch_size"], p["workers"]) == (2, 64, 4, 0)
+    assert p["hyp.lr0"] == 0.01 and p["synthetic.n_train"] == 16 and p["synthetic.n_val"] == 8
+    assert p["optimizer"] == "sgd" and p["schedule"] == "linear" and p["init_weights"] is None
+
+    # per-epoch metrics: every results.csv value, at step = epoch
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    n = 0
+    for row in rows:
+        epoch = int(row["epoch"])
+        for col, val in row.items():
+            if col == "epoch" or val == "":
+                continue
+            assert a["metrics"][(col, epoch)] == pytest.approx(float(val), rel=2e-5, abs=1e-9), (col, epoch)
+            n += 1
+    assert n >= 2 * 15  # 3 train losses, P, R, mAP50, mAP, 3 val losses, 3 lrs, epoch time, images/s
+
+    # final evaluation: the 12 COCO stats + P/R of summary.json, model facts, status
+    summary = json.loads((out / "summary.json").read_text())
+    finals = {name[len("final/"):]: v for (name, _), v in a["metrics"].items() if name.startswith("final/")}
+    for k, v in summary["metrics"].items():
+        if v is not None:
+            assert finals[k] == pytest.approx(v), k
+    assert {"map", "map50", "precision", "recall"} <= set(finals)
+    assert finals["train_images_per_s"] == pytest.approx(summary["train_images_per_s"])
+    assert a["others"]["model/params"] == summary["model"]["params"]
+    assert a["others"]["model/gflops"] == summary["model"]["gflops"]
+    assert a["others"]["status"] == "completed" and a["others"]["mode"] == "offline"
+
+    # nothing about the machine unless logger.log_env
+    assert not a["types"] & {"system_details", "installed_packages", "os_packages", "gpu_static_info"}
+
+    # best.pt and 2 validation images (with annotation layers) are in the archive
+    models = [u for u in a["uploads"] if u["upload_type"] == "model-element"]
+    images = [u for u in a["uploads"] if u["upload_type"] == "visualization"]
+    assert [u["additional_params"]["fileName"] for u in models] == ["best.pt"]
+    assert len(images) == 2
+    assert all(u["file_path"] in a["names"] for u in models + images)
+    assert all(any(layer["name"] == "ground truth" for layer in u["metadata"]["annotations"]) for u in images)
+
+
+@pytest.mark.slow
+def test_fake_key_without_network_falls_back_offline_fast(no_key_run, fake_key_run):
+    out, seconds, logger = fake_key_run
+    _, baseline, _ = no_key_run
+    assert not logger.online
+    assert logger.start_seconds < logger.probe_timeout_s + 2.0, logger.start_seconds
+    assert seconds - baseline < 10.0, (seconds, baseline)   # without the probe: ~30 s more per run
+    zips = archives(out)
+    assert len(zips) == 1
+    a = read_archive(zips[0])
+    assert a["others"]["mode"] == "offline" and a["others"]["status"] == "completed"
+    assert ("train/box_loss", 1) in a["metrics"]
+    warnings = [line for line in (out / "train.log").read_text().splitlines()
+                if " WARNING yolo_core.loggers.comet" in line]
+    assert len(warnings) == 1 and "did not answer" in warnings[0], warnings
+
+
+@pytest.mark.slow
+def test_api_key_is_written_nowhere(fake_key_run):
+    out, _, _ = fake_key_run
+    needle = FAKE_KEY.encode()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".zip" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert needle not in data, path
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                for member in z.namelist():
+                    assert needle not in z.read(member), f"{path}:{member}"
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_offline_experiment(tmp_path):
+    out = tmp_path / "run"
+    first = CometLogger()
+    train(tiny(out, epochs=1), logger=first)
+    second = CometLogger()
+    train(tiny(out, epochs=2), logger=second)   # resumes from last.pt at epoch 1
+    key = (out / COMET_DIR / KEY_FILE).read_text().strip()
+    assert first.experiment_key == second.experiment_key == key
+    zips = archives(out)
+    assert len(zips) == 2
+    a1, a2 = (read_archive(z) for z in zips)
+    assert a1["meta"]["offline_id"] == a2["meta"]["offline_id"] == key
+    assert a1["meta"]["resume_strategy"] == a2["meta"]["resume_strategy"] == "get_or_create"
+    assert ("train/box_loss", 0) in a1["metrics"] and ("train/box_loss", 1) not in a1["metrics"]
+    assert ("train/box_loss", 1) in a2["metrics"] and ("train/box_loss", 0) not in a2["metrics"]
+    assert "resumed" not in a1["others"] and a2["others"]["resumed"] is True
+
+
+def test_fresh_start_gets_a_new_key(tmp_path):
+    """resume=false in the same directory starts over: a new experiment, not the old one."""
+    cfg = tiny(tmp_path).to_dict()
+    keys = []
+    for resume in (True, False):
+        lg = CometLogger()
+        lg.start(str(tmp_path), {**cfg, "resume": resume}, {"resumed": False})
+        keys.append(lg.experiment_key)
+        lg.finish("completed")
+    assert keys[0] != keys[1]
+    assert (tmp_path / COMET_DIR / KEY_FILE).read_text().strip() == keys[1]
+
+
+# ---------------------------------------------------------------------- without training
+def test_probe_closed_port_black_hole_and_answering_server(black_hole):
+    t0 = time.perf_counter()
+    ok, detail = probe_comet(closed_port_url(), 2.5)
+    assert not ok and time.perf_counter() - t0 < 1.5, detail
+
+    t0 = time.perf_counter()
+    ok, detail = probe_comet(black_hole, 1.0)
+    took = time.perf_counter() - t0
+    assert not ok and 0.9 < took < 2.0, (detail, took)
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ok, detail = probe_comet(f"http://127.0.0.1:{server.server_port}/clientlib/", 2.5)
+        assert ok and "404" in detail  # any HTTP answer means the server is there
+    finally:
+        server.shutdown()
+
+
+def test_offline_flag_skips_the_probe(tmp_path, monkeypatch, black_hole):
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("COMET_URL_OVERRIDE", black_hole)
+    lg = CometLogger(offline=True, probe_timeout_s=5)
+    lg.start(str(tmp_path), tiny(tmp_path).to_dict(), {"params": 1, "resumed": False})
+    assert lg.start_seconds < 2.0 and not lg.online
+    lg.log_epoch(0, {"epoch": 0, "train/box_loss": 0.5, "val/box_loss": float("nan")})
+    lg.finish("completed")
+    a = read_archive(archives(tmp_path)[0])
+    assert a["metrics"][("train/box_loss", 0)] == 0.5 and ("val/box_loss", 0) not in a["metrics"]
+    assert a["others"]["status"] == "completed"
+
+
+def test_experiment_name_from_axes():
+    axes = run_axes({"model": "yolov5s", "init_weights": None, "schedule": "cosine", "optimizer": "adamw",
+                     "seed": 3, "data": "synthetic",
+                     "axes": {"backbone": "cspdarknet_s", "neck_init": "random", "schedule": "linear", "seed": 0}})
+    assert format_name("{backbone}-{neck_init}-{schedule}-s{seed}", axes) == "cspdarknet_s-random-linear-s0"
+    assert format_name("{backbone}-{nope}", axes) == "cspdarknet_s-{nope}"
+    assert run_axes({"data": "/data/coco/coco.yaml"})["data"] == "coco"
+
+
+# ---------------------------------------------------------------------- config -> logger
+def test_build_logger_from_config_groups():
+    from experiments.loggers import build_logger
+
+    local = OmegaConf.create({"logger": OmegaConf.load(REPO / "conf/logger/local.yaml"), "seed": 0})
+    assert type(build_logger(local)) is RunLogger
+    assert type(build_logger(OmegaConf.create({"seed": 0}))) is RunLogger
+    comet = OmegaConf.create({"logger": OmegaConf.load(REPO / "conf/logger/comet.yaml"), "seed": 0})
+    comet.logger.log_images = 3
+    lg = build_logger(comet)
+    assert isinstance(lg, CometLogger)
+    assert (lg.project, lg.offline, lg.log_env, lg.log_model, lg.log_images) == ("convnext-yolo", False, False,
+                                                                                 False, 3)
+    assert lg.name == "{backbone}-{neck_init}-{schedule}-s{seed}"
+    assert lg.params["seed"] == 0   # the composed config, logged as conf.* parameters
+    bad = OmegaConf.create({"logger": {"name": "tensorboard"}})
+    with pytest.raises(ValueError, match="comet"):
+        build_logger(bad)
+
+
+def test_api_key_in_config_or_overrides_is_refused():
+    from experiments.loggers import RefuseSecretsCallback, SecretInConfigError, build_logger, refuse_secret_overrides
+
+    cfg = OmegaConf.create({"logger": {**OmegaConf.to_container(OmegaConf.load(REPO / "conf/logger/comet.yaml")),
+                                       "api_key": FAKE_KEY}})
+    with pytest.raises(SecretInConfigError) as e:
+        build_logger(cfg)
+    assert FAKE_KEY not in str(e.value) and "COMET_API_KEY" in str(e.value)
+
+    for arg in (f"logger.api_key={FAKE_KEY}", f"+logger.api_key={FAKE_KEY}", f"++logger.api_key={FAKE_KEY}"):
+        with pytest.raises(SystemExit) as e:
+            refuse_secret_overrides(["logger=comet", arg])
+        assert FAKE_KEY not in str(e.value) and "environment" in str(e.value)
+    refuse_secret_overrides(["logger=comet", "logger.offline=true", "train.epochs=2"])  # fine
+
+    hydra_like = OmegaConf.create({"seed": 0, "hydra": {"overrides": {"task": [f"+logger.api_key={FAKE_KEY}"]}}})
+    with pytest.raises(SystemExit) as e:
+        RefuseSecretsCallback().on_run_start(config=hydra_like)
+    assert FAKE_KEY not in str(e.value)
+    fine = OmegaConf.create({"seed": 0, "hydra": {"overrides": {"task": ["logger=comet"]}}})
+    RefuseSecretsCallback().on_multirun_start(config=fine)
+
+
+def test_composed_config_has_the_logger_group():
+    """conf/config.yaml + schema (once LoggerConf is in experiments/schema.py): logger=comet composes."""
+    from experiments.schema import Config
+
+    if "logger" not in Config.__dataclass_fields__:
+        pytest.skip("experiments/schema.py has no LoggerConf yet")
+    from hydra import compose, initialize_config_dir
+
+    from experiments.adapter import to_train_config
+    from experiments.loggers import build_logger
+    from experiments.schema import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        assert type(build_logger(compose("config"))) is RunLogger
+        cfg = compose("config", overrides=["logger=comet", "logger.offline=true"])
+        lg = build_logger(cfg)
+        assert isinstance(lg, CometLogger) and lg.offline
+        axes = run_axes(to_train_config(cfg, out_dir="unused").to_dict())
+        assert format_name(lg.name, axes) == "cspdarknet_s-random-linear-s0"
