@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from experiments.adapter import to_train_config
+from experiments.loggers import build_logger
 from experiments.schema import register_configs
 from yolo_core.train.trainer import train
 
@@ -19,7 +20,8 @@ LOG = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_name = hc.job.override_dirname or hc.job.name
-    summary = train(to_train_config(cfg, out_dir=hc.runtime.output_dir, run_name=run_name))
+    summary = train(to_train_config(cfg, out_dir=hc.runtime.output_dir, run_name=run_name),
+                    logger=build_logger(cfg))
     return summary["metrics"]["map"] or 0.0
 
 

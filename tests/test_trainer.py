@@ -143,3 +143,19 @@ def test_frozen_backbone_does_not_move(tmp_path, tiny_data):
     trained = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["model"]
     moved = [k for k in trained if not torch.equal(trained[k], fresh[k])]
     assert moved and all(not k.startswith("backbone.") or "running" in k or "num_batches" in k for k in moved)
+
+
+def test_convnext_tiny_two_epochs_write_the_run_directory(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    summary = train(TrainConfig(out_dir=str(out), data=tiny_data, model="convnext_tiny",
+                                model_kwargs={"neck": "yolov5s", "drop_path_rate": 0.1}, optimizer="adamw",
+                                hyp={"lr0": 0.0002, "weight_decay": 0.05, "warmup_bias_lr": 0.0},
+                                backbone_lr_mult=0.5, **TINY))
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 2
+    assert summary["model"]["params"] > 30_000_000  # 27.8M trunk + adapters + yolov5s neck/head
+    assert summary["model"]["backbone_params"] > 27_818_592
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    n_groups = sum(1 for k in rows[0] if k.startswith("x/lr"))
+    assert n_groups > 3  # YOLO groups + backbone groups with their own lr
+    assert (out / "predictions.json").stat().st_size > 2
+    assert torch.load(out / "checkpoints" / "best.pt", weights_only=True)["model_name"] == "convnext_tiny"

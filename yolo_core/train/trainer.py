@@ -396,7 +396,8 @@ class Trainer:
         self.last_opt_step = -1
         self._resume()
         self.logger.start(str(self.run_dir), cfg.to_dict(),
-                          {**self.summary["model"], "resumed": self.start_epoch > 0})
+                          {**self.summary["model"], "resumed": self.start_epoch > 0,
+                           "val_split": self.val_split})
         header = results_header(len(self.optimizer.param_groups))
 
         nb = len(self.train_loader)
