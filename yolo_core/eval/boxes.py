@@ -52,14 +52,3 @@ def scale_boxes(img1_shape: Shape, boxes: torch.Tensor | np.ndarray, img0_shape:
     boxes[:, :4] /= gain
     clip_boxes(boxes, img0_shape)
     return boxes
-
-
-def xywhn_to_xyxy(labels_xywhn: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Normalised [x_center, y_center, w, h] -> pixel [x1, y1, x2, y2] (float64, no clipping)."""
-    x = np.asarray(labels_xywhn, dtype=np.float64).reshape(-1, 4)
-    out = np.empty_like(x)
-    out[:, 0] = (x[:, 0] - x[:, 2] / 2) * width
-    out[:, 1] = (x[:, 1] - x[:, 3] / 2) * height
-    out[:, 2] = (x[:, 0] + x[:, 2] / 2) * width
-    out[:, 3] = (x[:, 1] + x[:, 3] / 2) * height
-    return out

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..data.records import DatasetSplit, ImageRecord
-from .boxes import clip_boxes, scale_boxes, xywhn_to_xyxy
+from ..data.augment import xywhn2xyxy
+from .boxes import clip_boxes, scale_boxes
 from .coco import coco_evaluate, records_to_coco_gt
 from .metrics import IOU_THRESHOLDS, match_predictions, yolo_metrics
 from .nms import non_max_suppression
@@ -49,7 +50,7 @@ def _labels_xyxy(rec: ImageRecord, h0: int, w0: int) -> torch.Tensor:
     the official scale_boxes clips its labels."""
     lab = np.asarray(rec.labels, dtype=np.float64).reshape(-1, 5)
     w, h = (rec.width or w0), (rec.height or h0)
-    xyxy = clip_boxes(xywhn_to_xyxy(lab[:, 1:5], w, h), (h, w))
+    xyxy = clip_boxes(xywhn2xyxy(lab[:, 1:5], w, h), (h, w))
     return torch.from_numpy(np.concatenate((lab[:, :1], xyxy), 1)).float()
 
 
