@@ -1,6 +1,7 @@
 """yolo_core: a plain-PyTorch YOLO training core (no Hydra, no cluster code).
 
-    from yolo_core import build_model, compute_loss
+    from yolo_core import build_model, compute_loss, evaluate
+    from yolo_core.train import TrainConfig, train
     model = build_model("yolov5s", nc=80)
 """
 import os
@@ -11,13 +12,13 @@ import os
 # if torch is not imported yet; entry points and the Makefile set it too.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .loss import YOLOv5Loss, compute_loss, scale_loss_gains
-from .models import build_model, list_models, model_facts
-
-__all__ = ["build_model", "list_models", "model_facts", "compute_loss", "YOLOv5Loss", "scale_loss_gains"]
-__version__ = "0.1.0"
-
-from .models import TransferReport, load_checkpoint_weights, transfer_weights  # noqa: E402
+from .eval import evaluate  # noqa: E402
+from .loss import YOLOv5Loss, compute_loss, scale_loss_gains  # noqa: E402
+from .models import (TransferReport, build_model, list_models, load_checkpoint_weights,  # noqa: E402
+                     model_facts, transfer_weights)
 from .optim import build_param_groups  # noqa: E402
 
-__all__ += ["load_checkpoint_weights", "transfer_weights", "TransferReport", "build_param_groups"]
+__all__ = ["build_model", "list_models", "model_facts", "compute_loss", "YOLOv5Loss", "scale_loss_gains",
+           "load_checkpoint_weights", "transfer_weights", "TransferReport", "build_param_groups",
+           "evaluate"]
+__version__ = "0.1.0"

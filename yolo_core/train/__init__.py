@@ -1,0 +1,5 @@
+"""Training: TrainConfig (plain dataclass), the Trainer and `train()`."""
+from .config import TrainConfig
+from .trainer import Trainer, train
+
+__all__ = ["TrainConfig", "Trainer", "train"]
