@@ -159,3 +159,37 @@ def test_convnext_tiny_two_epochs_write_the_run_directory(tmp_path, tiny_data):
     assert n_groups > 3  # YOLO groups + backbone groups with their own lr
     assert (out / "predictions.json").stat().st_size > 2
     assert torch.load(out / "checkpoints" / "best.pt", weights_only=True)["model_name"] == "convnext_tiny"
+
+
+def test_rerun_of_a_completed_run_does_nothing(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    cfg = dict(TINY, epochs=1, data=tiny_data)
+    first = train(TrainConfig(out_dir=str(out), **cfg))
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = train(TrainConfig(out_dir=str(out), **cfg))
+    assert again == json.loads(json.dumps(first))
+    assert mtimes == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    fresh = train(TrainConfig(out_dir=str(out), resume=False, **cfg))  # starts over
+    assert fresh["status"] == "completed"
+    assert (out / "summary.json").stat().st_mtime_ns > mtimes[out / "summary.json"]
+
+
+def test_a_logger_can_stop_training_early(tmp_path, tiny_data):
+    from yolo_core.loggers import RunLogger
+
+    class StopAfterFirst(RunLogger):
+        def __init__(self):
+            self.epochs = []
+
+        def log_epoch(self, epoch, row):
+            self.epochs.append(epoch)
+
+        def should_stop(self):
+            return "pruned by test" if self.epochs else None
+
+    lg = StopAfterFirst()
+    summary = train(TrainConfig(out_dir=str(tmp_path / "run"), data=tiny_data, **dict(TINY, epochs=3)), logger=lg)
+    assert lg.epochs == [0]
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 1
+    assert summary["stopped_early"] == "pruned by test"
+    assert (tmp_path / "run" / "predictions.json").exists()

@@ -18,6 +18,13 @@ class RunLogger:
     def log_epoch(self, epoch: int, row: Mapping[str, Any]) -> None:
         """One results.csv row (losses, lr per group, val metrics)."""
 
+    def should_stop(self) -> str | None:
+        """Asked after each epoch: a reason to stop training now (e.g. an Optuna pruner), or None.
+
+        Training then ends as with early stopping: best.pt is evaluated and the run completes.
+        """
+        return None
+
     def log_final(self, summary: Mapping[str, Any], run_dir: str) -> None:
         """The final summary (COCO stats, P/R) and the run directory with best.pt, predictions.json."""
 
@@ -36,6 +43,9 @@ class CompositeLogger(RunLogger):
     def log_epoch(self, epoch, row):
         for lg in self.loggers:
             lg.log_epoch(epoch, row)
+
+    def should_stop(self):
+        return next((r for r in (lg.should_stop() for lg in self.loggers) if r), None)
 
     def log_final(self, summary, run_dir):
         for lg in self.loggers:

@@ -7,6 +7,7 @@ on a new best fitness) is saved atomically. A restarted run continues from last.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -332,8 +333,23 @@ class Trainer:
             self.summary["train_images_per_s"] = round(self.train_images / self.train_seconds, 3)
         write_summary(self.run_dir / "summary.json", self.summary)
 
+    def _completed_summary(self) -> dict[str, Any] | None:
+        """The summary of a run that already completed in run_dir (a re-run of a sweep skips it)."""
+        path = self.run_dir / "summary.json"
+        if not (self.cfg.resume and path.is_file()):
+            return None
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if summary.get("status") == "completed" else None
+
     # ------------------------------------------------------------------ fit
     def fit(self) -> dict[str, Any]:
+        done = self._completed_summary()
+        if done is not None:
+            LOG.info("%s already completed; nothing to do (resume=false starts over)", self.run_dir)
+            return done
         self.t_start = time.time()
         handler = self._setup_logging()
         self.summary = self._base_summary()
@@ -428,8 +444,11 @@ class Trainer:
                      [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
                      row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
             stale = 0 if improved else stale + 1
-            if stale >= cfg.patience:
-                LOG.info("early stop: no improvement for %d epochs", cfg.patience)
+            reason = (f"no improvement for {cfg.patience} epochs" if stale >= cfg.patience
+                      else self.logger.should_stop())
+            if reason:
+                LOG.info("stopping after epoch %d: %s", epoch + 1, reason)
+                self.summary["stopped_early"] = reason
                 break
         self._final_evaluation()
 
