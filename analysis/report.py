@@ -124,8 +124,8 @@ def _sample_notes(runs: Runs, pairs: Sequence[tables.Pair], axes: Sequence[str],
     ns = sorted({c.n for p in pairs for c in (p.baseline, p.other)})
     if ns and max(ns) < 2:
         lines.append("- Every compared row has a single seed: these numbers cannot rank the backbones; "
-                     "seed noise on short runs is large (the same run gave 0.221 and 0.077 mAP@0.5 "
-                     "with two seeds in the design notes). Run several seeds per row.")
+                     "on short runs the spread between seeds of one configuration can be as large as "
+                     "the differences between configurations. Run several seeds per row (seed=0,1,2).")
     lines += [f"- {tables.noise_statement(p, metric, axes)}" for p in pairs]
     data = common.get("data")
     datas = {tables.fmt_value(v) for v in runs.completed.get("data", pd.Series(dtype=object))}
