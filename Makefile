@@ -30,6 +30,9 @@ test-fast: setup
 train: setup
 	$(PY) -m experiments.train $(ARGS)
 
+# validate every job, run the grid (conf/experiment/$(GRID)) through conf/cluster/$(CLUSTER), then
+# analysis/report.py --strict on the sweep dir. Exit 0 all completed, 1 failures, 2 invalid config.
+# Re-run an interrupted sweep: ARGS="hydra.sweep.dir=multirun/<dir>" (completed runs are skipped).
 sweep: setup
 	$(PY) -m experiments.sweep experiment=$(GRID) cluster=$(CLUSTER) $(ARGS)
 

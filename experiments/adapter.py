@@ -17,8 +17,8 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
     model_kwargs = {} if is_yolov5 else {"neck": bb["neck"], "pretrained": bb["pretrained"],
                                          "drop_path_rate": bb["drop_path_rate"]}
     hyp = dict(SCRATCH_LOW)
-    hyp.update({k: sch[k] for k in ("lrf", "warmup_epochs", "warmup_momentum", "warmup_bias_lr")})
-    hyp.update({k: opt[k] for k in ("lr0", "momentum", "weight_decay")})
+    hyp.update({k: sch[k] for k in ("lrf", "warmup_epochs", "warmup_momentum")})
+    hyp.update({k: opt[k] for k in ("lr0", "momentum", "weight_decay", "warmup_bias_lr")})
     hyp.update(c.get("hyp") or {})
     if ni["name"] != "random" and not ni["weights"]:
         raise ValueError(f"model/neck_init={ni['name']} needs model.neck_init.weights: the path of an official "

@@ -22,6 +22,9 @@ class BackboneConf:
     lr_mult: float = 1.0                # backbone lr multiplier
     layer_decay: Optional[float] = None
     freeze_epochs: int = 0
+    # the optimizer this backbone's recipe recommends; applied only by optimizer=backbone
+    # (conf/optimizer/backbone.yaml interpolates it), so grids can make it follow the backbone
+    optimizer: "OptimizerConf" = field(default_factory=lambda: OptimizerConf())
 
 
 @dataclass
@@ -43,7 +46,6 @@ class ScheduleConf:
     warmup_epochs: float = 3.0
     warmup_min_iters: int = 100
     warmup_momentum: float = 0.8
-    warmup_bias_lr: float = 0.1
 
 
 @dataclass
@@ -52,6 +54,7 @@ class OptimizerConf:
     lr0: float = 0.01
     momentum: float = 0.937
     weight_decay: float = 0.0005
+    warmup_bias_lr: float = 0.1         # start lr of bias groups in warmup (YOLOv5: 0.1, made for SGD)
 
 
 @dataclass
@@ -89,15 +92,59 @@ class TrainConf:
 
 
 @dataclass
+class LoggerConf:
+    """conf/logger/: where a run is mirrored besides its own files (experiments/loggers.py).
+    No api_key field on purpose: the Comet key comes from the environment only."""
+    name: str = "local"                 # local | comet
+    project: Optional[str] = None
+    workspace: Optional[str] = None
+    experiment_name: Optional[str] = "{backbone}-{neck_init}-{schedule}-s{seed}"
+    tags: list[str] = field(default_factory=list)
+    offline: bool = False
+    log_env: bool = False
+    log_model: bool = False
+    log_images: int = 0
+    probe_timeout_s: float = 2.5
+
+
+@dataclass
+class RangeConf:
+    low: float = 1e-4
+    high: float = 1e-2
+    log: bool = True
+
+
+@dataclass
+class TuneConf:
+    """conf/tune.yaml: the Optuna search of experiments/tune.py (ignored by training runs)."""
+    n_trials: int = 8
+    metric: str = "map"                 # a summary.json metric to maximise
+    storage: Optional[str] = None       # null: sqlite in the tune dir; an RDB URL; or journal:<path>
+    study_name: Optional[str] = None    # null: lr-<backbone>
+    pruner: str = "median"              # median | none
+    warmup_epochs: int = 3              # epochs before the pruner may stop a trial
+    sampler_seed: int = 0
+    lr0: RangeConf = field(default_factory=lambda: RangeConf(3e-4, 1e-2, True))
+    backbone_lr_mult: Optional[RangeConf] = None
+
+
+@dataclass
 class Config:
     model: ModelConf = field(default_factory=ModelConf)
     schedule: ScheduleConf = field(default_factory=ScheduleConf)
     optimizer: OptimizerConf = field(default_factory=OptimizerConf)
     data: DataConf = field(default_factory=DataConf)
     train: TrainConf = field(default_factory=TrainConf)
+    logger: LoggerConf = field(default_factory=LoggerConf)
+    tune: TuneConf = field(default_factory=TuneConf)
     hyp: dict[str, float] = field(default_factory=dict)   # overrides of hyp.scratch-low (loss, augmentation)
     seed: int = 0
 
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
+    # the hydra/launcher options conf/cluster/*.yaml select (composition needs them even
+    # when Hydra's plugin scan cannot see hydra_plugins/, e.g. an older editable install)
+    from experiments.launchers.hydra_conf import register_launcher_configs
+
+    register_launcher_configs()

@@ -1,0 +1,111 @@
+"""`make sweep`: validate every job of a grid, run the grid through the cluster's launcher, report.
+
+    python -m experiments.sweep experiment=default cluster=local [hydra overrides ...]
+    python -m experiments.sweep experiment=smoke hydra.sweep.dir=multirun/ci     # re-run: skips completed runs
+    python -m experiments.sweep --plan experiment=convnext_vs_baseline           # list the jobs only
+
+Steps: (1) compose the multirun config and every job's config (experiments/validate.py)
+and stop with all problems listed if one is invalid; (2) Hydra multirun of
+experiments/train.py through hydra/launcher (chosen by conf/cluster/); the launcher waits
+for every job; (3) `python -m analysis.report SWEEP_DIR --strict`.
+
+Exit status: 0 every run completed; 1 some run failed or did not finish (printed after all
+jobs ended, and marked in the report); 2 invalid configuration (nothing was launched);
+130 interrupted (Ctrl-C, SIGTERM): local jobs are stopped and resume on a re-run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+USAGE = __doc__.split("\n\n")[1]
+
+
+def _compose(hydra: object, overrides: list[str]) -> object:
+    from hydra.types import RunMode
+
+    return hydra.compose_config("config", overrides, run_mode=RunMode.MULTIRUN,  # type: ignore[attr-defined]
+                                with_log_configuration=False)
+
+
+def _run_report(sweep_dir: Path) -> int:
+    """analysis/report.py on the sweep dir (its own process: analysis reads only the run files)."""
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    print(f"\n== report: python -m analysis.report {sweep_dir} --strict", flush=True)
+    return subprocess.call([sys.executable, "-m", "analysis.report", str(sweep_dir), "--strict"], env=env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    flags = {a for a in args if a.startswith("--")}
+    overrides = [a for a in args if not a.startswith("--")]
+    if flags - {"--plan", "--no-report", "--help"}:
+        print(f"sweep: unknown option(s) {sorted(flags - {'--plan', '--no-report', '--help'})}\n{USAGE}",
+              file=sys.stderr)
+        return 2
+    if "--help" in flags:
+        print(__doc__)
+        return 0
+    if str(REPO) not in sys.path:  # the launchers' hydra_plugins package lives in the checkout
+        sys.path.insert(0, str(REPO))
+
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments import validate
+    from experiments.train import main as train_task  # registers the structured configs too
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), job_name="train", version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        try:
+            cfg = _compose(hydra, overrides)
+            checks = validate.plan_sweep(cfg, hydra.config_loader)  # type: ignore[union-attr]
+        except Exception as e:  # the overrides themselves do not compose
+            print(f"sweep: invalid configuration; nothing was launched.\n{validate.describe_error(e)}",
+                  file=sys.stderr)
+            return 2
+        if any(c.error for c in checks):
+            print("sweep: " + validate.format_problems(checks), file=sys.stderr)
+            return 2
+        sweep_dir = Path(str(cfg.hydra.sweep.dir))  # type: ignore[attr-defined]
+        done = sum(c.completed for c in checks)
+        print(f"sweep: {len(checks)} job(s) valid, {done} already completed; sweep dir {sweep_dir}", flush=True)
+        if "--plan" in flags:
+            for c in checks:
+                print(f"  #{c.num} {'[completed] ' if c.completed else ''}{' '.join(c.overrides)}  -> {c.run_dir}")
+            return 0
+
+        validate.mark_validated(sweep_dir)
+        launch_overrides = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
+        launch_overrides.append(f"hydra.sweep.dir={sweep_dir}")
+        rc = 0
+        try:
+            hydra.multirun(config_name="config", task_function=train_task,  # type: ignore[union-attr]
+                           overrides=launch_overrides, with_log_configuration=True)
+        except validate.SweepValidationError as e:
+            print(f"sweep: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: local jobs were stopped (status preempted)
+            print(f"sweep: interrupted. Resume with the same command plus hydra.sweep.dir={sweep_dir} "
+                  f"(completed runs are skipped, interrupted ones continue from last.pt)", file=sys.stderr)
+            return 130
+        except Exception as e:  # the first failed job's error, raised after every job ended
+            print(f"sweep: at least one job failed; first error: {type(e).__name__}: "
+                  f"{validate.describe_error(e).splitlines()[0]}", file=sys.stderr)
+            rc = 1
+    if "--no-report" in flags:
+        return rc
+    report_rc = _run_report(sweep_dir)
+    if report_rc == 1:
+        print("sweep: the report lists failed or unfinished runs (exit 1)", file=sys.stderr)
+    return max(rc, 1 if report_rc else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

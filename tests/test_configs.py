@@ -1,0 +1,218 @@
+"""conf/: every job of every named grid composes and converts; bad overrides stop a sweep before it starts.
+
+No training here: configs are composed with Hydra's compose API (and with the launcher's
+own load_sweep_config via experiments.validate), converted with to_train_config (which
+validates values), and `python -m experiments.sweep` is run on bad overrides to check
+that it exits 2, lists the valid choices and creates nothing.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from experiments import sweep, validate
+from experiments.adapter import to_train_config
+from experiments.schema import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+GRIDS = {"smoke": 2, "default": 4, "convnext_vs_baseline": 24}
+# What must be the same for both backbones inside one grid (everything but the backbone itself).
+NOT_SHARED = {"model", "model_kwargs", "axes", "run_name", "out_dir", "optimizer", "hyp", "backbone_lr_mult",
+              "layer_decay", "freeze_backbone_epochs", "seed", "schedule", "init_weights", "init_scope"}
+
+register_configs()
+
+
+@pytest.fixture(autouse=True)
+def _study_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real study reads weights/data paths from the environment; give it stand-ins."""
+    monkeypatch.setenv("YOLOV5S_WEIGHTS", "/weights/yolov5s.pt")
+    monkeypatch.setenv("COCO_YAML", "/data/coco/coco.yaml")
+    monkeypatch.delenv("CONVNEXT_WEIGHTS", raising=False)
+    monkeypatch.delenv("SLURM_PARTITION", raising=False)
+
+
+@pytest.fixture
+def hydra_app() -> Iterator[Any]:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
+        yield GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+
+
+def grid_axes(grid: str) -> dict[str, list[str]]:
+    """hydra.sweeper.params of conf/experiment/<grid>.yaml, read as plain YAML (independent of the code)."""
+    params = OmegaConf.load(CONF / "experiment" / f"{grid}.yaml").hydra.sweeper.params
+    return {k: str(v).split(",") for k, v in params.items()}
+
+
+def job_overrides(grid: str) -> list[list[str]]:
+    axes = grid_axes(grid)
+    return [[f"experiment={grid}", *(f"{k}={v}" for k, v in zip(axes, combo))]
+            for combo in itertools.product(*axes.values())]
+
+
+@pytest.mark.parametrize("grid", sorted(GRIDS))
+def test_every_job_of_every_grid_composes_and_converts(grid: str, hydra_app: Any) -> None:
+    # 1. the public compose API, one job at a time, on the cartesian product of the YAML's axes
+    jobs = job_overrides(grid)
+    assert len(jobs) == GRIDS[grid]
+    configs = []
+    for ov in jobs:
+        cfg = compose("config", overrides=ov)
+        tc = to_train_config(cfg, out_dir="unused")
+        configs.append(tc)
+        axes = dict(o.split("=", 1) for o in ov[1:])
+        assert tc.axes["backbone"] == axes["model/backbone"]
+        if "schedule" in axes:
+            assert tc.schedule == axes["schedule"]
+        if "seed" in axes:
+            assert tc.seed == int(axes["seed"])
+    # 2. the sweep plan (BasicSweeper's expansion + the launcher's load_sweep_config) gives the same jobs
+    primary = hydra_app.compose_config("config", [f"experiment={grid}", "hydra.sweep.dir=/tmp/unused"],
+                                       run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+    checks = validate.plan_sweep(primary, hydra_app.config_loader)
+    assert [c.error for c in checks] == [None] * len(jobs)
+    assert sorted(sorted(c.overrides) for c in checks) == sorted(sorted(j) for j in jobs)
+    assert len({c.run_dir for c in checks}) == len(jobs)          # one directory per job
+    # 3. within the grid, training settings differ only along the axes (and, in the study, the
+    #    optimizer each backbone recommends)
+    skip = NOT_SHARED if grid == "convnext_vs_baseline" else NOT_SHARED - {"optimizer", "hyp"}
+    for a, b in itertools.combinations(configs, 2):
+        da, db = a.to_dict(), b.to_dict()
+        assert {k: v for k, v in da.items() if k not in skip} == {k: v for k, v in db.items() if k not in skip}
+
+
+def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), job_name="train", version_base="1.3"):
+        seen = set()
+        for ov in job_overrides("convnext_vs_baseline"):
+            tc = to_train_config(compose("config", overrides=ov), out_dir="unused")
+            assert (tc.data, tc.epochs, tc.imgsz, tc.batch_size) == ("/data/coco/coco.yaml", 50, 640, 16)
+            if tc.axes["backbone"] == "cspdarknet_s":
+                assert tc.model == "yolov5s" and tc.optimizer == "sgd"
+                assert (tc.hyp["lr0"], tc.hyp["momentum"], tc.hyp["weight_decay"]) == (0.01, 0.937, 0.0005)
+            else:
+                assert tc.model == "convnext_tiny" and tc.optimizer == "adamw"
+                assert (tc.hyp["lr0"], tc.hyp["weight_decay"]) == (0.0002, 0.05)
+                assert tc.model_kwargs == {"neck": "yolov5s", "pretrained": None, "drop_path_rate": 0.4}
+            assert tc.axes["optimizer"] == tc.optimizer and tc.axes["lr0"] == tc.hyp["lr0"]
+            if tc.axes["neck_init"] == "yolov5s":
+                assert tc.init_weights == "/weights/yolov5s.pt"
+            seen.add((tc.axes["backbone"], tc.axes["neck_init"], tc.schedule, tc.seed))
+        assert len(seen) == 24
+        # an explicit optimizer value still wins over the backbone's recommendation, for every backbone
+        for bb in ("cspdarknet_s", "convnext_tiny"):
+            tc = to_train_config(compose("config", overrides=["experiment=convnext_vs_baseline",
+                                                              f"model/backbone={bb}", "optimizer.lr0=0.001"]),
+                                 out_dir="unused")
+            assert tc.hyp["lr0"] == 0.001
+    GlobalHydra.instance().clear()
+
+
+def test_embedded_set_grids_are_small_and_identical_per_backbone(hydra_app: Any) -> None:
+    smoke = [to_train_config(compose("config", overrides=ov), out_dir="u") for ov in job_overrides("smoke")]
+    assert {(t.epochs, t.imgsz, t.batch_size, t.workers, t.synthetic["n_train"], t.synthetic["n_val"])
+            for t in smoke} == {(1, 64, 4, 0, 16, 8)}
+    default = [to_train_config(compose("config", overrides=ov), out_dir="u") for ov in job_overrides("default")]
+    assert {t.data for t in default} == {"synthetic"} and {t.epochs for t in default} == {9}
+    convnext = [t for t in default if t.model == "convnext_tiny"]
+    assert convnext and all(t.model_kwargs["drop_path_rate"] == 0.1 for t in convnext)
+    # the grid keeps the embedded set's own defaults (conf/data/synthetic.yaml) apart from the epochs
+    base = to_train_config(compose("config"), out_dir="u")
+    for t in default:
+        assert (t.imgsz, t.batch_size, t.optimizer, t.hyp["lr0"], t.synthetic) == \
+               (base.imgsz, base.batch_size, base.optimizer, base.hyp["lr0"], base.synthetic)
+
+
+@pytest.mark.parametrize("cluster,launcher", [("local", "LocalSweepLauncher"), ("slurm", "SlurmSweepLauncher"),
+                                              ("sge", "SGELauncher")])
+def test_cluster_option_picks_its_launcher(cluster: str, launcher: str, hydra_app: Any) -> None:
+    cfg = compose("config", overrides=[f"cluster={cluster}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == f"hydra_plugins.convnext_yolo_launchers.launcher.{launcher}"
+    assert cfg.hydra.runtime.choices["hydra/launcher"] in ("submitit_local_sweep", "submitit_slurm_sweep",
+                                                           "submitit_sge")
+    if cluster == "local":
+        assert (cfg.hydra.launcher.max_parallel, cfg.hydra.launcher.cpus_per_task) == (2, 1)
+    if cluster == "slurm":
+        assert cfg.hydra.launcher.additional_parameters.requeue is True and cfg.hydra.launcher.max_num_timeout > 0
+    # launcher settings are typed too
+    with pytest.raises(Exception, match="max_parallel|timeout_min"):
+        compose("config", overrides=[f"cluster={cluster}", "hydra.launcher.timeout_min=soon"],
+                return_hydra_config=True)
+
+
+BAD = [
+    (["model/backbone=cspdarknet_s,resnet_typo"],
+     ["Could not find 'model/backbone/resnet_typo'", "Available options in 'model/backbone'", "convnext_tiny",
+      "cspdarknet_s"]),
+    (["model/backbone=resnet_typo"], ["Could not find 'model/backbone/resnet_typo'", "cspdarknet_s"]),
+    (["schedule=linear,step"], ["Could not find 'schedule/step'", "cosine", "linear"]),
+    (["cluster=pbs"], ["Available options in 'cluster'", "local", "sge", "slurm"]),
+    (["train.epochs=abc"], ["could not be converted to Integer", "train.epochs"]),
+    (["seed=0,1,x"], ["could not be converted to Integer", "full_key: seed"]),
+    (["train.epochs=1,abc"], ["could not be converted to Integer", "train.epochs"]),
+    (["optimizer.lr0=0"], ["lr0=0.0 must be > 0"]),
+    (["optimizer.lr0=0.01,-0.1"], ["lr0=-0.1 must be > 0"]),
+    (["train.epochs=0"], ["epochs=0 must be >= 1"]),
+    (["train.imgsz=64,100"], ["imgsz=100 must be a positive multiple of 32"]),
+    (["train.epoch=3"], ["Key 'epoch' not in 'TrainConf'"]),
+]
+
+
+@pytest.mark.parametrize("bad,expected", BAD, ids=[" ".join(b) for b, _ in BAD])
+def test_bad_override_stops_the_sweep_before_anything_runs(bad: list[str], expected: list[str], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_dir = tmp_path / "sweep"
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={sweep_dir}", *bad])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    for text in expected:
+        assert text in err, f"{text!r} not in:\n{err}"
+    assert "nothing was launched" in err
+    assert not sweep_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_one_bad_job_stops_all_and_names_only_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "train.imgsz=64,96,100"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2 of 6 job config(s) are invalid" in err and "train.imgsz=100" in err
+    assert "train.imgsz=96 " not in err and not (tmp_path / "s").exists()
+
+
+def test_plain_hydra_multirun_is_validated_too(tmp_path: Path) -> None:
+    """python -m experiments.train -m ... (not through make sweep): the ValidateSweep callback."""
+    sweep_dir = tmp_path / "sweep"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "experiments.train", "-m", "experiment=smoke",
+                          f"hydra.sweep.dir={sweep_dir}", "model/backbone=cspdarknet_s,nope"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Could not find 'model/backbone/nope'" in out.stderr and "convnext_tiny" in out.stderr
+    assert not sweep_dir.exists()
+
+
+def test_plan_lists_jobs_and_marks_completed_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep_dir = tmp_path / "sweep"
+    assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 0
+    out = capsys.readouterr().out
+    assert "4 job(s) valid, 0 already completed" in out and not sweep_dir.exists()
+    done = sweep_dir / "model" / "backbone=convnext_tiny,schedule=cosine,seed=0"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text('{"status": "completed"}')
+    assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 0
+    out = capsys.readouterr().out
+    assert "4 job(s) valid, 1 already completed" in out
+    assert "[completed] model/backbone=convnext_tiny schedule=cosine seed=0" in out
