@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_check import CorruptImage, check_image, thread_map
+from .image_check import CorruptImage, check_image, scan_map
 from .records import DatasetSplit, ImageRecord
 from .skips import SkipLog
 from .yolo_txt import dedupe_rows
@@ -94,7 +94,7 @@ def load_coco_split(name: str, json_path: str | Path, image_dir: str | Path, *, 
     order = list(images)
     paths = [_image_path(image_dir, images[i]) for i in order]
     records = []
-    for iid, path, res in zip(order, paths, thread_map(_check, paths, workers)):
+    for iid, path, res in zip(order, paths, scan_map(_check, paths, workers)):
         im = images[iid]
         if isinstance(res, tuple) and res[0] == "skip":
             skips.add(res[1], path, res[2])

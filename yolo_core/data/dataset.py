@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import augment_hsv, flip_lr, flip_ud, letterbox, mixup, random_perspective, xywhn2xyxy, xyxy2xywhn
+from .augment import (augment_hsv, flip_lr, flip_ud, hwc_bgr_to_chw_rgb, letterbox, mixup, perspective_matrix,
+                      random_perspective, source_window, warp_with_matrix, xywhn2xyxy, xyxy2xywhn)
 from .image_cache import ImageStore, image_hw
-from .mosaic import build_mosaic, mosaic_centre_range
+from .mosaic import build_mosaic_window, mosaic_centre_range
 from .records import DatasetSplit, ImageRecord
 
 
@@ -114,6 +115,7 @@ class YOLODataset(Dataset):
                                 cache_dir=cache_dir, hw0=known_hw)
         self._rng = random.Random(seed)
         self._nprng = np.random.RandomState(seed % 2 ** 32)
+        self._canvas: np.ndarray | None = None  # mosaic canvas, reused (see _load_mosaic)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,22 +130,48 @@ class YOLODataset(Dataset):
         return self.store.load(i)
 
     def _load_mosaic(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """Mosaic of `index` and 3 random images, warped to imgsz x imgsz; also the (h0, w0) of `index`."""
+        """Mosaic of `index` and 3 random images, warped to imgsz x imgsz; also the (h0, w0) of `index`.
+
+        The random draws are YOLOv5's, in its order; only the perspective matrix is drawn
+        before the images are read (reading draws nothing, so the sequence is the same).
+        Knowing the matrix first, only the canvas region the warp samples is painted and
+        images outside it are not even decoded (build_mosaic_window): the same pixels as
+        painting the whole 2s x 2s canvas, for a fraction of the copies and decodes.
+        """
         rng, hyp, s = self._rng, self.hyp, self.imgsz
         lo, hi = mosaic_centre_range(s)
         yc, xc = (int(rng.uniform(lo, hi)) for _ in range(2))
         indices = [index] + rng.choices(range(len(self)), k=3)
         rng.shuffle(indices)
-        items, hw0 = [], None
-        for i in indices:
-            img, h0w0, _ = self.load_image(i)
-            if i == index and hw0 is None:
-                hw0 = h0w0
-            items.append((img, self.labels[i]))
-        img4, labels4 = build_mosaic(items, s, xc, yc)
-        img4, labels4 = random_perspective(img4, labels4, degrees=hyp["degrees"], translate=hyp["translate"],
-                                           scale=hyp["scale"], shear=hyp["shear"],
-                                           perspective=hyp["perspective"], border=(-s // 2, -s // 2), rng=rng)
+        border = (-s // 2, -s // 2)
+        M, scale, size = perspective_matrix((2 * s, 2 * s), degrees=hyp["degrees"], translate=hyp["translate"],
+                                            scale=hyp["scale"], shear=hyp["shear"], perspective=hyp["perspective"],
+                                            border=border, rng=rng)
+        known = [self.store.shape(i) for i in indices]
+        loaded: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+
+        def load(k: int) -> np.ndarray:
+            img, h0w0, _ = self.load_image(indices[k])
+            loaded[k] = (img, h0w0)
+            return img
+
+        if any(k is None for k in known):  # sizes unknown to the source: decode to learn them
+            for k in range(4):
+                load(k)
+            known = [(loaded[k][1], loaded[k][0].shape[:2]) for k in range(4)]
+        if hyp["perspective"]:  # a projective warp: paint the whole canvas
+            window = (0, 0, 2 * s, 2 * s)
+        else:
+            window = source_window(M, size, (2 * s, 2 * s))
+        if self._canvas is None or self._canvas.shape[0] != 2 * s:
+            self._canvas = np.empty((2 * s, 2 * s, 3), np.uint8)
+        canvas, labels4 = build_mosaic_window(
+            [hw for _, hw in known], [self.labels[i] for i in indices],
+            lambda k: loaded[k][0] if k in loaded else load(k), s, xc, yc, window, self._canvas)
+        img4, labels4 = warp_with_matrix(canvas, labels4, M, scale, size, perspective=bool(hyp["perspective"]),
+                                         border=border)
+        k0 = indices.index(index)
+        hw0 = loaded[k0][1] if k0 in loaded else known[k0][0]
         return img4, labels4, hw0
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, Shapes]:
@@ -185,14 +213,23 @@ class YOLODataset(Dataset):
         labels_out = torch.zeros((nl, 6), dtype=torch.float32)
         if nl:
             labels_out[:, 1:] = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
-        img = np.ascontiguousarray(img.transpose((2, 0, 1))[::-1])  # HWC BGR -> CHW RGB
-        return torch.from_numpy(img), labels_out, index, shapes
+        return torch.from_numpy(hwc_bgr_to_chw_rgb(img)), labels_out, index, shapes
 
     @staticmethod
     def collate_fn(batch: Sequence[tuple[torch.Tensor, torch.Tensor, int, Any]]
                    ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Any]]:
-        """Stack images; concatenate labels with column 0 = the item's position in the batch."""
+        """Stack images; concatenate labels with column 0 = the item's position in the batch.
+
+        In a loader worker the image batch is stacked straight into shared memory (as
+        torch's default_collate does): otherwise sending it to the main process copies
+        the whole batch once more (20 MB per batch of 16 at 640).
+        """
         ims, labels, indices, shapes = zip(*batch)
         for i, lb in enumerate(labels):
             lb[:, 0] = i
-        return torch.stack(ims, 0), torch.cat(labels, 0), list(indices), list(shapes)
+        out = None
+        if torch.utils.data.get_worker_info() is not None and ims:
+            numel = sum(im.numel() for im in ims)
+            storage = ims[0]._typed_storage()._new_shared(numel, device=ims[0].device)
+            out = ims[0].new(storage).resize_(len(ims), *ims[0].shape)
+        return torch.stack(ims, 0, out=out), torch.cat(labels, 0), list(indices), list(shapes)

@@ -70,6 +70,13 @@ def resize_long_side(im: np.ndarray, imgsz: int, augment: bool) -> np.ndarray:
     return im
 
 
+def resized_shape(hw0: tuple[int, int], imgsz: int) -> tuple[int, int]:
+    """The (h, w) resize_long_side gives an image of original size hw0, without the image."""
+    h0, w0 = hw0
+    r = imgsz / max(h0, w0)
+    return (int(h0 * r), int(w0 * r)) if r != 1 else (h0, w0)
+
+
 def default_cache_dir() -> Path:
     """Fallback folder for .npy files when the image folder is read-only ($YOLO_CORE_CACHE or ~/.cache)."""
     env = os.environ.get("YOLO_CORE_CACHE")
@@ -178,6 +185,8 @@ class ImageStore:
         self.npy: list[Path] | None = None
         self.ims: list[np.ndarray | None] = [None] * len(self.paths)
         self.hw0: list[tuple[int, int] | None] = [None] * len(self.paths)
+        # original sizes the source stated (records' width/height): shapes without decoding
+        self.known_hw0: list[tuple[int, int] | None] = list(hw0) if hw0 is not None else [None] * len(self.paths)
         if mode == "disk":
             self._prepare_disk(cache_dir)
         elif mode == "ram":
@@ -228,7 +237,10 @@ class ImageStore:
 
     # -- loading
     def original(self, i: int) -> np.ndarray:
-        """The decoded original image (from its .npy in disk mode)."""
+        """The decoded original image (from its .npy in disk mode).
+
+        (A read-only memory map, so that the mosaic would touch only the rows it copies,
+        measured 12% slower than reading the whole file: page faults cost more here.)"""
         if self.npy is not None:
             try:
                 return np.load(self.npy[i], allow_pickle=False)
@@ -246,4 +258,16 @@ class ImageStore:
         if im is not None:
             return im, self.hw0[i], im.shape[:2]
         im, hw0 = self._decode_resized(i)
+        self.hw0[i] = hw0
         return im, hw0, im.shape[:2]
+
+    def shape(self, i: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """((h0, w0), (h, w)) of image i as load(i) would return them, without decoding it;
+        None when neither a cache, an earlier load nor the source knows the size."""
+        im = self.ims[i]
+        if im is not None:
+            return self.hw0[i], im.shape[:2]
+        hw0 = self.hw0[i] or self.known_hw0[i]
+        if hw0 is None:
+            return None
+        return hw0, resized_shape(hw0, self.imgsz)

@@ -7,10 +7,12 @@ orientation) plus its last bytes: a JPEG must end with the end-of-image marker f
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
+from typing import BinaryIO, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -38,32 +40,37 @@ def check_image(path: str) -> tuple[int, int]:
     Images under 10 px on a side are rejected as YOLOv5 does.
     """
     try:
-        with Image.open(path) as im:
-            fmt = (im.format or "").lower()
-            w, h = im.size
-            if fmt in ("jpeg", "mpo"):
-                orientation = im.getexif().get(_ORIENTATION, 1)
-                if orientation in (5, 6, 7, 8):
-                    w, h = h, w
+        with open(path, "rb") as f:  # one open for the header and the end marker
+            with Image.open(f) as im:
+                fmt = (im.format or "").lower()
+                w, h = im.size
+                if fmt in ("jpeg", "mpo"):
+                    orientation = im.getexif().get(_ORIENTATION, 1)
+                    if orientation in (5, 6, 7, 8):
+                        w, h = h, w
+            if fmt in IMG_FORMATS and w >= 10 and h >= 10 and fmt in ("jpeg", "mpo", "png"):
+                _check_end_marker(f, fmt)
     except FileNotFoundError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except CorruptImage:
+        raise
+    except UnidentifiedImageError:
+        raise CorruptImage("cannot read image header (UnidentifiedImageError: not an image format PIL "
+                           "can identify)") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise CorruptImage(f"cannot read image header ({type(e).__name__}: {e})") from None
     if fmt not in IMG_FORMATS:
         raise CorruptImage(f"unsupported image format {fmt or None!r}")
     if w < 10 or h < 10:
         raise CorruptImage(f"image size {w}x{h} < 10 px")
-    if fmt in ("jpeg", "mpo", "png"):
-        _check_end_marker(path, fmt)
     return w, h
 
 
-def _check_end_marker(path: str, fmt: str) -> None:
+def _check_end_marker(f: BinaryIO, fmt: str) -> None:
     """A truncated file lacks its end marker. Trailing zero/whitespace padding is tolerated."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        f.seek(max(0, size - 64))
-        tail = f.read().rstrip(b"\x00 \r\n\t")
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - 64))
+    tail = f.read().rstrip(b"\x00 \r\n\t")
     if fmt == "png":
         if not tail.endswith(_PNG_END):
             raise CorruptImage("truncated PNG (no IEND chunk at the end)")
@@ -83,6 +90,35 @@ def thread_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 
     try:
         chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
         for results in pool.map(lambda c: [fn(x) for x in c], chunks):
+            yield from results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _apply_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
+    return [fn(x) for x in chunk]
+
+
+def scan_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 256,
+             min_items: int = 2048) -> Iterator[R]:
+    """Ordered parallel map for dataset scans: processes, one per core (up to `workers`).
+
+    Checking an image header and parsing a label file is Python work that holds the GIL
+    (measured on 118k local files and 2 cores: 8 threads took 43 s, 3x slower than one
+    thread, from lock contention); processes scale with the cores. Small scans stay in
+    process (a pool costs ~0.1 s to start). `fn` must be picklable (a module-level
+    function or a functools.partial of one). On an error the queued work is cancelled
+    and the first error in input order is raised, as a serial map would raise it.
+    """
+    procs = min(workers, os.cpu_count() or 1)
+    if procs <= 1 or len(items) < min_items:
+        yield from map(fn, items)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(max_workers=procs, mp_context=mp.get_context(method))
+    try:
+        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        for results in pool.map(partial(_apply_chunk, fn), chunks):
             yield from results
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

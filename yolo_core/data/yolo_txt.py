@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .image_check import CorruptImage, check_image, is_image_file, thread_map
+from .image_check import CorruptImage, check_image, is_image_file, scan_map
+from .index_cache import index_key, load_index, save_index
 from .records import DatasetSplit, ImageRecord
 from .skips import SkipLog
 
@@ -59,6 +61,11 @@ def parse_label_file(path: str, nc: int) -> tuple[np.ndarray, int]:
     """
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.read().splitlines()
+    return dedupe_rows(_parse_rows(path, lines, nc))
+
+
+def _parse_rows(path: str, lines: list[str], nc: int) -> np.ndarray:
+    """Row by row, with a BadLabel/ValueError naming the line for what cannot be used."""
     rows = []
     for lineno, line in enumerate(lines, 1):
         parts = line.split()
@@ -89,8 +96,7 @@ def parse_label_file(path: str, nc: int) -> tuple[np.ndarray, int]:
         if w <= 0 or h <= 0:
             raise BadLabel(f"line {lineno}: width/height {w}, {h} not positive")
         rows.append([cls, x, y, w, h])
-    labels = np.asarray(rows, np.float32).reshape(-1, 5)
-    return dedupe_rows(labels)
+    return np.asarray(rows, np.float32).reshape(-1, 5)
 
 
 def _polygon_to_xywh(points: np.ndarray) -> list[float]:
@@ -109,24 +115,27 @@ def list_images(entry: str | Path, key: str, source: str) -> list[str]:
     """
     p = Path(entry)
     if p.is_dir():
-        files = [os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs]
-        return sorted(f for f in files if is_image_file(f))
+        files = []  # (string joins: os.path.join costs ~1 s over COCO's 118k files)
+        for d, _, fs in os.walk(p):
+            prefix = d if d.endswith(os.sep) else d + os.sep
+            files += [prefix + f for f in fs if is_image_file(f)]
+        return sorted(files)
     if p.is_file():
         if p.suffix.lower() != ".txt":
             raise ValueError(f"{source}: {key}: {p} is neither an image directory nor a .txt list of images")
-        parent = p.parent
+        parent = os.fspath(p.parent)
         out = []
         for line in p.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and is_image_file(line):
-                out.append(line if os.path.isabs(line) else os.path.normpath(parent / line))
+                out.append(line if os.path.isabs(line) else os.path.normpath(os.path.join(parent, line)))
         return out
     raise FileNotFoundError(f"{source}: {key}: {p} does not exist")
 
 
 def _scan_one(image_path: str, nc: int) -> tuple:
     """Check one image and read its labels. Returns ('ok', labels, w, h, n_dup, has_label)
-    or ('skip', reason, detail). Runs in a worker thread."""
+    or ('skip', reason, detail). Runs in a scan worker process."""
     try:
         w, h = check_image(image_path)
     except FileNotFoundError:
@@ -149,7 +158,7 @@ def assign_image_ids(paths: list[str]) -> list[int]:
     The running index skips ids already taken by numeric stems, and a numeric stem seen
     twice (same name in two folders) gets a fresh id the second time, so ids stay unique.
     """
-    stems = [Path(p).stem for p in paths]
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]  # Path.stem, 10x cheaper
     ids: list[int | None] = [None] * len(paths)
     taken: set[int] = set()
     for i, s in enumerate(stems):
@@ -167,19 +176,33 @@ def assign_image_ids(paths: list[str]) -> list[int]:
 
 
 def load_yolo_split(name: str, image_paths: list[str], names: list[str], category_ids: list[int], *,
-                    source: str, coco_json: str | None = None, workers: int = 8) -> DatasetSplit:
-    """Check every image and parse its labels (threads: the work is file I/O)."""
+                    source: str, coco_json: str | None = None, workers: int = 8,
+                    cache: bool = True) -> DatasetSplit:
+    """Check every image and parse its labels, or take both from the split's index cache
+    (index_cache.py) when no file changed since it was written. The scan runs in
+    processes (scan_map); what it skipped is reported the same way either way."""
     nc = len(names)
     skips = SkipLog(name, source)
+    label_paths = [image_to_label_path(p) for p in image_paths]
+    results = None
+    if cache and image_paths:
+        key = index_key(image_paths, label_paths, nc)
+        results = load_index(label_paths, key)
+        if results is not None:
+            LOGGER.info("%s %s: %d images from the index cache", source, name, len(results))
+    if results is None:
+        # map yields in input order, so the first config error raised is deterministic
+        results = list(scan_map(partial(_scan_one, nc=nc), image_paths, workers))
+        if cache and image_paths:
+            save_index(label_paths, key, results)
     kept: list[tuple[str, np.ndarray, int, int]] = []
-    # map() yields in input order, so the first config error raised is deterministic
-    for path, res in zip(image_paths, thread_map(lambda p: _scan_one(p, nc), image_paths, workers)):
+    for path, label_path, res in zip(image_paths, label_paths, results):
         if res[0] == "skip":
             skips.add(res[1], path, res[2])
             continue
         _, labels, w, h, n_dup, has_label = res
         if n_dup:
-            skips.add("duplicate_label", image_to_label_path(path), f"{n_dup} duplicate rows removed", n=n_dup)
+            skips.add("duplicate_label", label_path, f"{n_dup} duplicate rows removed", n=n_dup)
         if not has_label:
             skips.add("missing_label", path, "no label file, kept as background")
         kept.append((path, labels, w, h))

@@ -55,11 +55,14 @@ def records_to_coco_gt(split: DatasetSplit) -> dict[str, Any]:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _load_gt(gt: str | Path | dict) -> dict:
-    """The gt as a dict the evaluation may modify (COCOeval adds keys to the annotations)."""
+def _load_gt(gt: str | Path | dict, copy_gt: bool = True) -> dict:
+    """The gt as a dict the evaluation may modify (COCOeval adds keys to the annotations);
+    copy_gt=False hands over a dict nobody else holds (0.5 s saved per 100k boxes)."""
     if not isinstance(gt, dict):
         with open(gt) as f:
             return json.load(f)
+    if not copy_gt:
+        return gt
     return {**gt, "annotations": [dict(a) for a in gt.get("annotations", [])]}
 
 
@@ -73,18 +76,19 @@ def _empty_result(coco_cls, gt_api):
 
 
 def coco_evaluate(gt: str | Path | dict, detections: list[dict], img_ids: list[int] | None = None,
-                  backend: str = "pycocotools") -> dict[str, float]:
+                  backend: str = "pycocotools", copy_gt: bool = True) -> dict[str, float]:
     """COCOeval('bbox') of `detections` (COCO result dicts) against `gt` (json path or dict).
 
     img_ids restricts the evaluation (e.g. to the images actually evaluated); None means
     every image of the ground truth. Returns the 12 summary stats by COCO_STAT_NAMES; a
     stat is -1 when the ground truth has no object in its size range (callers write null).
     No detections evaluate to 0 rather than failing. The libraries' printing goes to the
-    logger at debug level.
+    logger at debug level. The caller's gt dict and detections are left as they were
+    (copy_gt=False: the gt dict is the evaluator's own and may be changed).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown COCO backend {backend!r}; choose one of {BACKENDS}")
-    gt_dict = _load_gt(gt)
+    gt_dict = _load_gt(gt, copy_gt)
     dets = [dict(d) for d in detections]  # loadRes adds keys in place
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -68,7 +68,7 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
              conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
              device: str | torch.device | None = None, half: bool = False,
              loss_fn: Callable | None = None, coco_backend: str = "pycocotools",
-             gt: str | dict | None = None) -> EvalResult:
+             gt: str | dict | None = None, coco: bool = True) -> EvalResult:
     """Evaluate `model` on the batches of `loader` over `split`.
 
     Batches are (imgs uint8 (B,3,H,W), targets (N,6) [img, cls, x, y, w, h] normalised to the
@@ -77,6 +77,9 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
     loss_fn(raw maps, targets) -> (loss, items) gives the val losses. half runs an fp16
     copy of the model (never on the CPU, as the official). gt defaults to split.coco_json,
     else a COCO dict built from the records. The model's training mode is restored.
+    coco=False skips the COCO-format predictions and COCOeval (metrics then hold only
+    YOLOv5's four, predictions is empty): per-epoch validation needs only those, and on
+    COCO val the COCO part costs as much as the forward passes.
     """
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else _model_device(model)
@@ -108,7 +111,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
                 scale_boxes((height, width), predn[:, :4], (h0, w0), ratio_pad)
                 correct = match_predictions(predn, labels, IOU_THRESHOLDS.to(det.device))
                 stats.append((correct.cpu(), det[:, 4].cpu(), det[:, 5].cpu(), labels[:, 0].cpu()))
-                predictions += _coco_json(predn.cpu(), int(rec.image_id), split.category_ids)
+                if coco:
+                    predictions += _coco_json(predn.cpu(), int(rec.image_id), split.category_ids)
                 image_ids.append(int(rec.image_id))
     finally:
         if isinstance(model, nn.Module):
@@ -118,9 +122,11 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
         (np.zeros((0, 10), bool), np.zeros(0), np.zeros(0), np.zeros(0))
     y = yolo_metrics(tp, conf, pred_cls, target_cls)
     metrics = {"precision": y["precision"], "recall": y["recall"], "map50_yolo": y["map50"], "map_yolo": y["map"]}
-    if gt is None:
-        gt = split.coco_json if split.coco_json else records_to_coco_gt(split)
-    metrics.update(coco_evaluate(gt, predictions, img_ids=image_ids, backend=coco_backend))
+    if coco:
+        own_gt = gt is None and not split.coco_json  # built here: no one else holds it, no copy needed
+        if gt is None:
+            gt = split.coco_json if split.coco_json else records_to_coco_gt(split)
+        metrics.update(coco_evaluate(gt, predictions, img_ids=image_ids, backend=coco_backend, copy_gt=not own_gt))
     return EvalResult(metrics=metrics, predictions=predictions,
                       losses=None if losses is None else (losses / max(n_batches, 1)).cpu(),
                       seconds=time.perf_counter() - t0)

@@ -7,9 +7,10 @@ at 640 counts 16.4 GFLOPs (official: 16.5 fused, 16.6 unfused incl. BN).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_params(module: nn.Module) -> int:
@@ -18,10 +19,26 @@ def count_params(module: nn.Module) -> int:
 
 @torch.no_grad()
 def gflops(module: nn.Module, imgsz: int | tuple[int, int] = 640, inputs: torch.Tensor | None = None) -> float:
-    """GFLOPs (2 x MACs) of one forward of a 1x3xHxW image in eval mode."""
+    """GFLOPs (2 x MACs) of one forward of a 1x3xHxW image in eval mode.
+
+    Counted on a copy of the module on the meta device: FLOPs depend only on shapes, and a
+    real forward at 640 costs seconds of a CPU run's start-up (falls back to a real forward
+    for a module that cannot run on meta)."""
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    if inputs is None:
+        try:
+            meta = copy.deepcopy(module).to("meta")
+            return _count(meta, torch.zeros(1, 3, h, w, device="meta"))
+        except Exception:  # e.g. a data-dependent op (.item()) somewhere in the forward
+            pass
     p = next(module.parameters())
     x = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype) if inputs is None else inputs
+    return _count(module, x)
+
+
+def _count(module: nn.Module, x: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode  # lazy: it imports triton (~0.15 s)
+
     was_training = module.training
     module.eval()
     try:

@@ -46,7 +46,9 @@ class TrainConfig:
     device: str = "auto"                         # auto | cpu | cuda | cuda:N
     amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
     amp_dtype: str = "float16"                   # float16 | bfloat16
-    channels_last: bool = False
+    channels_last: bool = True                   # NHWC layout: yolov5s steps 20-28% faster on CPU (oneDNN),
+                                                 # the usual choice for AMP on GPUs; False: NCHW
+    compile: bool = False                        # torch.compile the training forward (GPU; slow to start)
     seed: int = 0
     deterministic: bool = True
     resume: bool = True                          # continue from out_dir/checkpoints/last.pt if present
@@ -85,6 +87,10 @@ class TrainConfig:
             problems.append(f"init_scope={self.init_scope!r} must be 'all' or 'neck_head'")
         if self.amp_dtype not in ("float16", "bfloat16"):
             problems.append(f"amp_dtype={self.amp_dtype!r} must be 'float16' or 'bfloat16'")
+        if not isinstance(self.compile, bool):
+            problems.append(f"compile={self.compile!r} must be true or false")
+        if self.coco_backend not in ("pycocotools", "faster_coco_eval"):
+            problems.append(f"coco_backend={self.coco_backend!r} must be 'pycocotools' or 'faster_coco_eval'")
         if self.backbone_lr_mult <= 0:
             problems.append(f"backbone_lr_mult={self.backbone_lr_mult} must be > 0")
         if problems:

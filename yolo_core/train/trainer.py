@@ -28,7 +28,6 @@ from ..data.dataset import YOLODataset
 from ..data.loader import build_dataloader
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
-from ..eval.coco import records_to_coco_gt
 from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import fitness
 from ..loggers import RunLogger
@@ -171,7 +170,7 @@ class Trainer:
                               cache=cfg.cache, seed=cfg.seed)
         # rect mode reorders the val records; evaluation indexes the dataset's own order
         self.val_split = replace(data.val, records=val_set.records)
-        self.val_gt = data.val.coco_json or records_to_coco_gt(self.val_split)
+        self.val_gt = data.val.coco_json or None  # None: built from the records when first needed
         train_loader = build_dataloader(train_set, cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed)
         val_loader = build_dataloader(val_set, val_bs, shuffle=False, workers=workers, seed=cfg.seed)
         return train_set, val_set, train_loader, val_loader
@@ -253,7 +252,7 @@ class Trainer:
                 accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg.nbs / cfg.batch_size]).round()))
             self._set_lr(ni, nw, epoch)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                preds = model(imgs)
+                preds = self.train_forward(imgs)
                 loss, items = self.loss_fn(preds, targets.to(self.device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {i} "
@@ -270,7 +269,8 @@ class Trainer:
                 self.last_opt_step = ni
             mloss = (mloss * i + items) / (i + 1)
             n_images += imgs.shape[0]
-            bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
+            if not bar.disable:  # formatting reads the values: a device sync per step on a GPU
+                bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
         seconds = time.perf_counter() - t0
         self.train_seconds += seconds
         self.train_images += n_images
@@ -284,11 +284,13 @@ class Trainer:
             if hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
 
-    def _validate(self, model: torch.nn.Module, iou_thres: float) -> EvalResult:
+    def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool) -> EvalResult:
+        """coco=False for the per-epoch validation: results.csv, fitness and best.pt use only
+        YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
         return evaluate(model, self.val_loader, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
-                        coco_backend=self.cfg.coco_backend)
+                        coco_backend=self.cfg.coco_backend, coco=coco)
 
     def _epoch_row(self, epoch: int, mloss: torch.Tensor, result: EvalResult, seconds: float) -> dict[str, Any]:
         m = result.metrics
@@ -334,7 +336,8 @@ class Trainer:
         write_summary(self.run_dir / "summary.json", self.summary)
 
     def _completed_summary(self) -> dict[str, Any] | None:
-        """The summary of a run that already completed in run_dir (a re-run of a sweep skips it)."""
+        """The summary of a run that already completed in run_dir with the same number of epochs
+        (a re-run of a sweep skips it; asking for more epochs continues from last.pt)."""
         path = self.run_dir / "summary.json"
         if not (self.cfg.resume and path.is_file()):
             return None
@@ -342,7 +345,8 @@ class Trainer:
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return summary if summary.get("status") == "completed" else None
+        same_length = summary.get("axes", {}).get("epochs") == self.cfg.epochs  # more epochs: continue
+        return summary if summary.get("status") == "completed" and same_length else None
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> dict[str, Any]:
@@ -385,6 +389,9 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        # torch.compile wraps only the training forward; EMA, checkpoints and validation use
+        # the plain module (the first compiled step takes minutes on a CPU, seconds on a GPU)
+        self.train_forward = torch.compile(model) if cfg.compile else model
         facts = model_facts(model, cfg.imgsz)
         facts_640 = model_facts(model, 640) if cfg.imgsz != 640 else facts
         self.summary["model"] = {"name": cfg.model, "params": facts["params"],
@@ -425,7 +432,7 @@ class Trainer:
             t0 = time.perf_counter()
             mloss = self._train_epoch(epoch, nw)
             eval_model = self.ema.ema if self.ema else self.model
-            result = self._validate(eval_model, cfg.iou_thres)
+            result = self._validate(eval_model, cfg.iou_thres, coco=False)
             row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
             self.rows.append(row)
             fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
@@ -461,7 +468,7 @@ class Trainer:
         iou = cfg.final_iou_thres
         if iou is None:
             iou = 0.65 if self.data.val.coco_json and self.data.nc == 80 else cfg.iou_thres
-        result = self._validate(model, iou)
+        result = self._validate(model, iou, coco=True)
         atomic_write_json(result.predictions, self.run_dir / "predictions.json")
         self.summary["metrics"] = {k: clean_metric(result.metrics.get(k)) for k in SUMMARY_METRICS}
         self.summary["final_eval"] = {"iou_thres": iou, "conf_thres": cfg.conf_thres,
