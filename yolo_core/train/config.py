@@ -46,8 +46,8 @@ class TrainConfig:
     device: str = "auto"                         # auto | cpu | cuda | cuda:N
     amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
     amp_dtype: str = "float16"                   # float16 | bfloat16
-    channels_last: bool = True                   # NHWC layout: yolov5s steps 20-28% faster on CPU (oneDNN),
-                                                 # the usual choice for AMP on GPUs; False: NCHW
+    channels_last: bool = False                  # NHWC layout: the usual choice for AMP on GPUs; on this
+                                                 # CPU +6% at 320 px but -23% at 640 (benchmarks/RESULTS.md)
     compile: bool = False                        # torch.compile the training forward (GPU; slow to start)
     seed: int = 0
     deterministic: bool = True
