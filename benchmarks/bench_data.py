@@ -8,10 +8,9 @@ is excluded by a warm-up round on persistent workers). 5 rounds; the best is in 
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from .common import Row, median, peak_rss_mb, set_threads, write_rows
+from .common import Row, median, section_args, peak_rss_mb, set_threads, write_rows
 from . import anchors, datagen
 
 
@@ -43,11 +42,7 @@ def measure(data_yaml: str, cache: str | None, workers: int, batches: int, round
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--cache-dir", default=None)
-    args = ap.parse_args()
+    args = section_args()
     set_threads(1)  # the loader's work is cv2/numpy; torch only collates
     from pathlib import Path
 

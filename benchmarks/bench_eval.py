@@ -14,13 +14,12 @@ pycocotools and with faster-coco-eval; the 12 stats must be identical.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 from . import anchors, datagen
-from .common import Row, median, peak_rss_mb, set_threads, write_rows
+from .common import Row, median, section_args, peak_rss_mb, set_threads, write_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -154,11 +153,7 @@ def bench_coco(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--cache-dir", default=None)
-    args = ap.parse_args()
+    args = section_args()
     set_threads(2)
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     rows = bench_nms(args.quick, cache_dir) + bench_coco(args.quick)

@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import anchors, datagen
-from .common import Row, median, write_rows
+from .common import Row, median, section_args, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,11 +144,7 @@ def clear_index_cache(data_yaml: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--cache-dir", default=None)
-    args = ap.parse_args()
+    args = section_args()
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     rows = []
 

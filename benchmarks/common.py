@@ -46,6 +46,17 @@ class Row:
         return asdict(self)
 
 
+def section_args() -> "argparse.Namespace":
+    """The arguments benchmarks.run passes to every section script (--out, --quick, --cache-dir)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cache-dir", default=None)
+    return ap.parse_args()
+
+
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 

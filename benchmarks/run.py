@@ -86,7 +86,7 @@ def table(rows: list[Row]) -> str:
 
 
 def save(rows: list[Row], facts_before: dict, facts_after: dict, quick: bool, errors: dict[str, str],
-         seconds: float, path: Path = RESULTS) -> None:
+         seconds: float, path: Path = RESULTS, started: dt.datetime | None = None) -> None:
     """Append one dated block to RESULTS.md (created with its header on first use)."""
     if not path.exists():
         path.write_text("# Benchmark results (`make bench`)\n\n"
@@ -95,7 +95,8 @@ def save(rows: list[Row], facts_before: dict, facts_after: dict, quick: bool, er
                         "code is not run here); > 1 means yolo_core is faster or leaner. A shared machine's "
                         "figures move with its load: compare blocks only at similar load averages.\n")
     f = facts_before
-    header = (f"\n## {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}{' (quick)' if quick else ''}\n\n"
+    started = started or dt.datetime.now()
+    header = (f"\n## {started.strftime('%Y-%m-%d %H:%M')}{' (quick)' if quick else ''}\n\n"
               f"- machine: {f['cpu']}, {f['cores']} cores; torch {f['torch']} ({f['torch_threads']} threads), "
               f"torchvision {f.get('torchvision')}, timm {f.get('timm')}, numpy {f['numpy']}, "
               f"opencv {f['opencv']}, pycocotools {f.get('pycocotools')}, "
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                          "below 0.5 per core (a shared machine's other work skews every figure)")
     args = ap.parse_args(argv)
 
+    started = dt.datetime.now()
     before = machine_facts()
     print(f"machine: {before['cpu']}, {before['cores']} cores, torch {before['torch']}, "
           f"load average {before['loadavg']}", flush=True)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"\nload average before {before['loadavg']}, after {after['loadavg']}")
     if not args.no_save:
-        save(rows, before, after, args.quick, errors, time.perf_counter() - t0, Path(args.results))
+        save(rows, before, after, args.quick, errors, time.perf_counter() - t0, Path(args.results), started)
         print(f"appended to {args.results}")
     return 1 if errors else 0
 
