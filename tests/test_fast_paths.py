@@ -54,8 +54,12 @@ def test_window_mosaic_equals_full_canvas(hyp):
         window = source_window(M, size, (2 * s, 2 * s))
         loaded = []
         canvas = np.random.RandomState(seed).randint(0, 256, (2 * s, 2 * s, 3)).astype(np.uint8)  # garbage
-        canvas, lab = build_mosaic_window(shapes, labels, lambda k: loaded.append(k) or images[k], s, xc, yc,
-                                          window, canvas)
+        def load(k, rows):  # hands out only the rows asked for, as the disk cache does
+            loaded.append(k)
+            r1, r2 = rows if rows is not None else (0, shapes[k][0])
+            return images[k][r1:r2], r1, shapes[k]
+
+        canvas, lab = build_mosaic_window(shapes, labels, load, s, xc, yc, window, canvas)
         img, lab = warp_with_matrix(canvas, lab, M, scale, size, border=(-s // 2, -s // 2))
         np.testing.assert_array_equal(img, ref_img)
         np.testing.assert_array_equal(lab, ref_lab)
@@ -70,7 +74,8 @@ def test_window_mosaic_trusts_the_pixels_over_a_wrong_size():
     labels = [np.zeros((0, 5), np.float32)] * 4
     full, _ = build_mosaic(list(zip(images, labels)), s, 70, 50)
     wrong = [(64, 48), (30, 30), (64, 48), (64, 48)]  # image 1's stated size is wrong
-    canvas, _ = build_mosaic_window(wrong, labels, lambda k: images[k], s, 70, 50, (0, 0, 2 * s, 2 * s))
+    canvas, _ = build_mosaic_window(wrong, labels, lambda k, rows: (images[k], 0, images[k].shape[:2]), s, 70, 50,
+                                    (0, 0, 2 * s, 2 * s))
     np.testing.assert_array_equal(canvas, full)
 
 
@@ -120,10 +125,11 @@ def jpeg_split(tmp_path_factory) -> DatasetSplit:
 
 @pytest.mark.parametrize("hyp", [{}, {"degrees": 10, "shear": 5, "mixup": 0.5},
                                  {"perspective": 0.001, "flipud": 0.5}, {"mosaic": 0.5}])
-@pytest.mark.parametrize("cache", [None, "ram"])
-def test_dataset_items_equal_the_reference(jpeg_split, hyp, cache):
-    fast = YOLODataset(jpeg_split, 128, augment=True, hyp=hyp, cache=cache)
-    ref = _Reference(jpeg_split, 128, augment=True, hyp=hyp, cache=cache)
+@pytest.mark.parametrize("cache,imgsz", [(None, 128), ("ram", 128), ("disk", 128), ("disk", 160)])
+def test_dataset_items_equal_the_reference(jpeg_split, hyp, cache, imgsz, tmp_path):
+    """(disk at 160 px: the images' long side, so the disk cache reads only the rows it needs)"""
+    fast = YOLODataset(jpeg_split, imgsz, augment=True, hyp=hyp, cache=cache, cache_dir=tmp_path)
+    ref = _Reference(jpeg_split, imgsz, augment=True, hyp=hyp, cache=cache, cache_dir=tmp_path)
     for i in range(len(fast)):
         for seed in (i, 100 + i):
             a, b = fast[(i, seed)], ref[(i, seed)]

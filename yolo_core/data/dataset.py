@@ -149,11 +149,19 @@ class YOLODataset(Dataset):
                                             border=border, rng=rng)
         known = [self.store.shape(i) for i in indices]
         loaded: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+        hw0_of: dict[int, tuple[int, int]] = {}
 
-        def load(k: int) -> np.ndarray:
-            img, h0w0, _ = self.load_image(indices[k])
-            loaded[k] = (img, h0w0)
-            return img
+        def load(k: int, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, int, tuple[int, int]]:
+            if k not in loaded and rows is not None:  # the disk cache reads just these rows
+                part = self.store.load_rows(indices[k], *rows)
+                if part is not None:
+                    img, row0, hw0_of[k] = part
+                    return img, row0, hw0_of[k]
+            if k not in loaded:
+                img, h0w0, _ = self.load_image(indices[k])
+                loaded[k] = (img, h0w0)
+            img = loaded[k][0]
+            return img, 0, img.shape[:2]
 
         if any(k is None for k in known):  # sizes unknown to the source: decode to learn them
             for k in range(4):
@@ -165,13 +173,12 @@ class YOLODataset(Dataset):
             window = source_window(M, size, (2 * s, 2 * s))
         if self._canvas is None or self._canvas.shape[0] != 2 * s:
             self._canvas = np.empty((2 * s, 2 * s, 3), np.uint8)
-        canvas, labels4 = build_mosaic_window(
-            [hw for _, hw in known], [self.labels[i] for i in indices],
-            lambda k: loaded[k][0] if k in loaded else load(k), s, xc, yc, window, self._canvas)
+        canvas, labels4 = build_mosaic_window([hw for _, hw in known], [self.labels[i] for i in indices], load,
+                                              s, xc, yc, window, self._canvas)
         img4, labels4 = warp_with_matrix(canvas, labels4, M, scale, size, perspective=bool(hyp["perspective"]),
                                          border=border)
         k0 = indices.index(index)
-        hw0 = loaded[k0][1] if k0 in loaded else known[k0][0]
+        hw0 = loaded[k0][1] if k0 in loaded else hw0_of.get(k0, known[k0][0])
         return img4, labels4, hw0
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, Shapes]:

@@ -74,18 +74,23 @@ def build_mosaic(items: Sequence[tuple[np.ndarray, np.ndarray]], s: int, xc: int
     return img4, out
 
 
-def build_mosaic_window(shapes: Sequence[tuple[int, int]], labels: Sequence[np.ndarray],
-                        load: Callable[[int], np.ndarray], s: int, xc: int, yc: int, window: Rect,
+LoadRows = Callable[[int, "tuple[int, int] | None"], "tuple[np.ndarray, int, tuple[int, int]]"]
+
+
+def build_mosaic_window(shapes: Sequence[tuple[int, int]], labels: Sequence[np.ndarray], load: LoadRows,
+                        s: int, xc: int, yc: int, window: Rect,
                         canvas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """build_mosaic for a warp that reads only `window` of the canvas (augment.source_window).
 
     Only the window is painted (114, then the parts of the images inside it), and an image
-    wholly outside it is never loaded: load(k) is called only for the tiles k that show.
-    What the warp then produces is bit-identical to warping the full canvas; labels are
-    those of build_mosaic (they need only the image shapes). `canvas`, a (2s, 2s, 3)
-    uint8 buffer, is reused when given (its pixels outside the window stay as they were).
-    shapes are the (h, w) the loaded images will have; a loaded image of another shape is
-    placed by its real shape.
+    wholly outside it is never loaded. load(k, (r1, r2)) is called only for the tiles k
+    that show, with the image rows the window needs; it returns (pixels holding at least
+    those rows, the image row its first row is, the image's full (h, w)), and may return
+    the whole image (row 0); load(k, None) must. What the warp then produces is
+    bit-identical to warping the full canvas; labels are those of build_mosaic (they need
+    only the image shapes). `canvas`, a (2s, 2s, 3) uint8 buffer, is reused when given
+    (its pixels outside the window stay as they were). shapes are the (h, w) the loaded
+    images will have; an image of another shape is placed by its real shape.
     """
     if canvas is None or canvas.shape[:2] != (2 * s, 2 * s):
         canvas = np.empty((2 * s, 2 * s, 3), np.uint8)
@@ -98,13 +103,15 @@ def build_mosaic_window(shapes: Sequence[tuple[int, int]], labels: Sequence[np.n
     for k, (a, b) in enumerate(placements):
         x1, y1, x2, y2 = max(a[0], wx1), max(a[1], wy1), min(a[2], wx2), min(a[3], wy2)
         if x2 > x1 and y2 > y1:
-            img = load(k)
-            if img.shape[:2] != tuple(shapes[k]):  # the record's size was wrong: trust the pixels
-                shapes[k] = img.shape[:2]
+            oy = b[1] - a[1]
+            img, row0, hw = load(k, (y1 + oy, y2 + oy))
+            if tuple(hw) != tuple(shapes[k]):  # the record's size was wrong: trust the pixels
+                img, row0, hw = load(k, None)
+                shapes[k] = tuple(hw)
                 a, b = tile_placements(shapes, s, xc, yc)[k]
                 x1, y1, x2, y2 = max(a[0], wx1), max(a[1], wy1), min(a[2], wx2), min(a[3], wy2)
             if x2 > x1 and y2 > y1:
-                ox, oy = b[0] - a[0], b[1] - a[1]
+                ox, oy = b[0] - a[0], b[1] - a[1] - row0
                 canvas[y1:y2, x1:x2] = img[y1 + oy:y2 + oy, x1 + ox:x2 + ox]
         h, w = shapes[k]
         labels4.append(_labels_on_canvas(labels[k], w, h, a, b))
