@@ -100,7 +100,7 @@ def test_boxes_inside_and_tight_around_drawn_pixels(small_set):
             img = cv2.imread(str(root / "images" / split / im["file_name"]))
             assert img.shape == (im["height"], im["width"], 3) == (192, 192, 3)
             anns = by_img.get(im["id"], [])
-            assert 1 <= len(anns) <= 8
+            assert len(anns) in range(1, 9)
             for a in anns:
                 x, y, w, h = a["bbox"]
                 assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= 192 and y + h <= 192
