@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import BinaryIO, TypeVar
 
@@ -78,23 +78,6 @@ def _check_end_marker(f: BinaryIO, fmt: str) -> None:
         raise CorruptImage("truncated JPEG (no ff d9 end-of-image marker)")
 
 
-def thread_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 64) -> Iterator[R]:
-    """Ordered parallel map over file-I/O work, in chunks (one future per item costs as
-    much as checking a local image). Threads pay off on network file systems, where
-    each open waits on latency; on an error the queued work is cancelled, so a config
-    error found early does not wait for the rest of a 118k-image scan."""
-    if workers <= 1 or len(items) <= chunk:
-        yield from map(fn, items)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-        for results in pool.map(lambda c: [fn(x) for x in c], chunks):
-            yield from results
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _apply_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [fn(x) for x in chunk]
 
@@ -104,14 +87,16 @@ def scan_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 25
     """Ordered parallel map for dataset scans: processes, one per core (up to `workers`).
 
     Checking an image header and parsing a label file is Python work that holds the GIL
-    (measured on 118k local files and 2 cores: 8 threads took 43 s, 3x slower than one
-    thread, from lock contention); processes scale with the cores. Small scans stay in
+    (measured on 118k local files and 2 cores: 8 threads took 43 s, ~3x one thread's
+    estimate, from lock contention; 2 processes 11-27 s with the machine's load), and
+    processes scale with the cores (on a network file system they also overlap the
+    latency, one file per process at a time). Small scans stay in
     process (a pool costs ~0.1 s to start). `fn` must be picklable (a module-level
     function or a functools.partial of one). On an error the queued work is cancelled
     and the first error in input order is raised, as a serial map would raise it.
     """
     procs = min(workers, os.cpu_count() or 1)
-    if procs <= 1 or len(items) < min_items:
+    if procs <= 1 or len(items) < min_items or mp.current_process().daemon:  # daemons may not fork
         yield from map(fn, items)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else None

@@ -49,8 +49,9 @@ SPLITS = ("train", "val")
 def load_dataset(spec: str | Path | Mapping[str, Any], *, workers: int = 8) -> DetectionDataset:
     """Parse a dataset described by a data yaml (path) or an already-loaded dict.
 
-    Every image is checked cheaply (header + end marker) and every label parsed, in
-    `workers` threads. Config errors raise (FileNotFoundError for paths that point
+    Every image is checked cheaply (header + end marker) and every label parsed, in up to
+    `workers` processes; a YOLO-txt split whose files did not change since the last scan
+    comes from its index cache instead (index_cache.py). Config errors raise (FileNotFoundError for paths that point
     nowhere, ValueError for inconsistent classes or ids); broken individual images
     are skipped and counted in each split's `skipped`.
     """
