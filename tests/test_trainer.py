@@ -93,6 +93,51 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, tiny_data):
     assert [r["train/box_loss"] for r in rows] == [r["train/box_loss"] for r in straight_rows]
 
 
+class _SignalOnFirstWrite:
+    """A file that sends this process SIGTERM in the middle of torch.save writing to it."""
+
+    def __init__(self, f) -> None:
+        self.f, self.sent = f, False
+
+    def write(self, data) -> int:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_sigterm_during_a_checkpoint_write_records_preempted_and_resumes(tmp_path, tiny_data, monkeypatch):
+    """The signal lands inside torch.save of last.pt (what a sweep's Ctrl-C hit in CI): the
+    checkpoint is still written whole, the run says `preempted` (not `failed` with torch's
+    zip-writer error), and a re-run resumes from that checkpoint."""
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and "optimizer" in obj and obj["epoch"] == 0:  # last.pt of epoch 0
+            f = _SignalOnFirstWrite(f)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    out = tmp_path / "run"
+    kwargs = dict(TINY, epochs=2, data=tiny_data)
+    with pytest.raises(Exception, match="received signal SIGTERM") as info:
+        train(TrainConfig(out_dir=str(out), **kwargs))
+    assert type(info.value).__name__ == "Preempted"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "preempted", summary["error"]
+    assert summary["epochs_completed"] == 1
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 0
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handler is gone again
+    monkeypatch.setattr(torch, "save", real_save)
+
+    summary = train(TrainConfig(out_dir=str(out), **kwargs))
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 2
+    assert "resumed from" in (out / "train.log").read_text()
+
+
 def test_label_class_out_of_range_fails_with_the_file_named(tmp_path, tiny_data):
     import shutil
     import yaml

@@ -11,10 +11,8 @@ import json
 import logging
 import os
 import random
-import signal
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,15 +38,12 @@ from .atomic import atomic_torch_save, atomic_write_json
 from .config import TrainConfig
 from .ema import ModelEMA
 from .optimizer import build_optimizer
+from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         write_results_csv, write_summary)
 from .schedule import lr_lambda, warmup_iterations, warmup_value
 
 LOG = logging.getLogger("yolo_core.train")
-
-
-class Preempted(Exception):
-    """Raised when the process receives SIGTERM/SIGUSR2 (cluster preemption or time limit)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,25 +86,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-@contextmanager
-def preemption_signals():
-    """Turn SIGTERM/SIGUSR2 into Preempted, so the run records status 'preempted'."""
-    def handler(signum, frame):
-        raise Preempted(f"received signal {signal.Signals(signum).name}")
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGUSR2):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except (ValueError, OSError):  # not the main thread
-            pass
-    try:
-        yield
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-
-
 class Trainer:
     """Train a detector as described by a TrainConfig; `fit()` returns the summary dict."""
 
@@ -131,6 +107,7 @@ class Trainer:
         self.train_images = 0
         self.wall_before = 0.0  # wall time of earlier attempts of this run (resume)
         self.summary: dict[str, Any] = {}
+        self.stop = StopRequest()  # SIGTERM/SIGUSR2 -> `preempted` at the next safe point
 
     # ------------------------------------------------------------------ setup
     def _setup_logging(self) -> logging.Handler:
@@ -244,6 +221,7 @@ class Trainer:
         bar = tqdm(self.train_loader, total=nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not sys.stderr.isatty(), file=sys.stderr)
         for i, (imgs, targets, _, _) in enumerate(bar):
+            self.stop.check()
             ni = i + nb * epoch
             imgs = imgs.to(self.device, non_blocking=True).float() / 255
             if cfg.channels_last:
@@ -287,7 +265,8 @@ class Trainer:
     def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool) -> EvalResult:
         """coco=False for the per-epoch validation: results.csv, fitness and best.pt use only
         YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
-        return evaluate(model, self.val_loader, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
+        return evaluate(model, self.stop.checked(self.val_loader), self.val_split, gt=self.val_gt,
+                        conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
                         coco_backend=self.cfg.coco_backend, coco=coco)
@@ -359,7 +338,7 @@ class Trainer:
         self.summary = self._base_summary()
         status = "failed"
         try:
-            with preemption_signals():
+            with self.stop.installed():
                 self._write_summary(status="running")
                 self._fit()
             status = "completed"
@@ -384,6 +363,7 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed + 1, cfg.deterministic)
         self.data = self._load_data()
+        self.stop.check()  # a scan of a large set takes minutes: stop before building anything
         self.summary["data_warnings"] = {"train": self.data.train.skipped, "val": self.data.val.skipped}
         model = self._build_model(self.data.nc).to(self.device)
         if cfg.channels_last:
@@ -457,6 +437,7 @@ class Trainer:
                 LOG.info("stopping after epoch %d: %s", epoch + 1, reason)
                 self.summary["stopped_early"] = reason
                 break
+        self.stop.check()
         self._final_evaluation()
 
     def _final_evaluation(self) -> None:

@@ -1,0 +1,62 @@
+"""SIGTERM/SIGUSR2 (scheduler preemption, time limit, Ctrl-C of a sweep) as a stop request.
+
+Why not raise from the signal handler: a handler runs between any two bytecodes, so the
+exception can surface inside torch.save (whose zip writer then raises its own
+RuntimeError on exit and the run is recorded as `failed`, not `preempted`), inside a
+logging handler (which swallows it: the signal is lost), or half-way through a file
+write. Here the handler only records the signal; the trainer calls `check()` at points
+where stopping loses nothing but the work since the last checkpoint (before each
+training and validation batch, between phases). A second signal while the first is
+still pending raises at once: the sender insists.
+"""
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+
+class Preempted(Exception):
+    """The process received SIGTERM/SIGUSR2 (cluster preemption or time limit)."""
+
+
+class StopRequest:
+    """Records the stop signals; `check()` raises Preempted once one has arrived."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is not None:  # a second signal: stop now, wherever we are
+            raise Preempted(f"received signal {name} twice")
+        self.signal_name = name
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise Preempted(f"received signal {self.signal_name}")
+
+    def checked(self, batches: Iterable[T]) -> Iterator[T]:
+        """`batches` with a check before each item (a loop we do not own, e.g. evaluate())."""
+        for item in batches:
+            self.check()
+            yield item
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Handle the signals within the block (main thread only; elsewhere they stay as they were)."""
+        previous = {}
+        for sig in SIGNALS:
+            try:
+                previous[sig] = signal.signal(sig, self._handler)
+            except (ValueError, OSError):  # not the main thread
+                pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
