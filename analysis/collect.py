@@ -318,3 +318,17 @@ def read_results_csv(path: Path, required: bool = False) -> tuple[pd.DataFrame |
         problems.append((str(path), "no 'epoch' column; using row order"))
         frame.insert(0, "epoch", range(len(frame)))
     return frame, problems
+
+
+def read_pr_curve(run_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The run's pr_curve.csv (recall, all, one column per class) as numbers, sorted by recall;
+    None when the run has none (older runs, runs that did not finish) or it cannot be read."""
+    path = Path(run_dir) / "pr_curve.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if not {"recall", "all"} <= set(frame.columns):
+        return None
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["recall", "all"])
+    return frame.sort_values("recall").reset_index(drop=True) if len(frame) else None

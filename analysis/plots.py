@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -120,4 +120,40 @@ def plot_ap_by_size(groups: Sequence[PlotGroup], path: Path) -> Path:
     else:
         _no_data(ax)
     ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, path)
+
+
+def pr_band(curves: Mapping[str, pd.DataFrame], run_dirs: Sequence[str]) -> pd.DataFrame | None:
+    """Mean, min and max over runs of the all-classes PR curve (precision per recall), on the
+    recall grid 0..1 in steps of 0.01 (curves on another grid are interpolated). None when
+    none of the runs has a curve."""
+    grid = np.linspace(0, 1, 101)
+    ys = [np.interp(grid, c["recall"].to_numpy(float), c["all"].to_numpy(float))
+          for c in (curves.get(d) for d in run_dirs) if c is not None]
+    if not ys:
+        return None
+    y = np.stack(ys)
+    return pd.DataFrame({"recall": grid, "mean": y.mean(0), "min": y.min(0), "max": y.max(0), "n": len(ys)})
+
+
+def plot_pr_curves(curves: Mapping[str, pd.DataFrame], groups: Sequence[PlotGroup], path: Path) -> Path:
+    """The final evaluation's all-classes PR curve at IoU 0.5 per configuration (mean, band)."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    drawn = False
+    for g, c in zip(groups, _colors(len(groups))):
+        band = pr_band(curves, g.run_dirs)
+        if band is None:
+            continue
+        ap50 = float(np.trapezoid(band["mean"], band["recall"]))
+        ax.plot(band["recall"], band["mean"], color=c, lw=1.6,
+                label=f"{g.label} (n={int(band['n'].iloc[0])}, AP50 {ap50:.3f})")
+        ax.fill_between(band["recall"], band["min"], band["max"], color=c, alpha=0.2, lw=0)
+        drawn = True
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no pr_curve.csv in completed runs", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+           title="PR curve at IoU 0.5, all classes (best.pt on val)")
+    ax.grid(alpha=0.3)
     return _finish(fig, path)

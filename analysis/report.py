@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 import pandas as pd  # noqa: E402
 
 from analysis import plots, tables  # noqa: E402
-from analysis.collect import METRICS, STATUSES, Runs, collect_runs  # noqa: E402
+from analysis.collect import METRICS, STATUSES, Runs, collect_runs, read_pr_curve  # noqa: E402
 
 FAILURE_STATUSES = frozenset({"failed", "invalid"})
 UNFINISHED_STATUSES = frozenset({"running", "preempted", "missing"})
@@ -206,7 +206,7 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
         out.append("")
         out += [f"- `{p}`: {m}" for p, m in runs.problems]
         out.append("")
-    out.append("Plots: `map_vs_epoch.png`, `ap_by_size.png`, `loss_curves.png`.")
+    out.append("Plots: `map_vs_epoch.png`, `ap_by_size.png`, `loss_curves.png`, `pr_curve.png`.")
     out.append("")
     return "\n".join(out)
 
@@ -263,6 +263,8 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
     files["map_vs_epoch.png"] = plots.plot_map_vs_epoch(completed_epochs, groups, out / "map_vs_epoch.png")
     files["ap_by_size.png"] = plots.plot_ap_by_size(groups, out / "ap_by_size.png")
     files["loss_curves.png"] = plots.plot_loss_curves(completed_epochs, groups, out / "loss_curves.png")
+    curves = {d: read_pr_curve(d) for g in groups for d in g.run_dirs}
+    files["pr_curve.png"] = plots.plot_pr_curves(curves, groups, out / "pr_curve.png")
     return Report(out, markdown, summary, runs, list(pairs), headline, files)
 
 

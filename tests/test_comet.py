@@ -178,6 +178,17 @@ def test_no_key_writes_offline_archive_matching_run_files(no_key_run):
     assert all(u["file_path"] in a["names"] for u in models + images)
     assert all(any(layer["name"] == "ground truth" for layer in u["metadata"]["annotations"]) for u in images)
 
+    # the final evaluation's PR curves: pr_curve/all and one per class, the values of pr_curve.csv
+    with open(out / "pr_curve.csv") as f:
+        table = list(csv.reader(f))
+    curves = {u["additional_params"]["fileName"]: u for u in a["uploads"] if u["upload_type"] == "curve"}
+    assert set(curves) == {f"pr_curve/{name}" for name in table[0][1:]}
+    with zipfile.ZipFile(zips[0]) as z:
+        for j, name in enumerate(table[0][1:], start=1):
+            data = json.loads(z.read(curves[f"pr_curve/{name}"]["file_path"]))
+            assert data["x"] == [float(row[0]) for row in table[1:]]
+            assert data["y"] == [float(row[j]) for row in table[1:]], name
+
 
 @pytest.mark.slow
 def test_fake_key_without_network_falls_back_offline_fast(no_key_run, fake_key_run):

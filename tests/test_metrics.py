@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from yolo_core.eval.boxes import scale_boxes
-from yolo_core.eval.metrics import (IOU_THRESHOLDS, ap_per_class, compute_ap, fitness,
+from yolo_core.eval.metrics import (IOU_THRESHOLDS, PR_RECALL, ap_per_class, compute_ap, fitness,
                                     match_predictions, yolo_metrics)
 
 
@@ -97,6 +97,17 @@ def test_ap_per_class_hand_case():
     assert res.mp == pytest.approx(7 / 12) and res.mr == pytest.approx(1.0)
     np.testing.assert_array_equal(res.tp, [2, 1])  # round(R * labels)
     np.testing.assert_array_equal(res.fp, [1, 1])  # round(tp / P - tp)
+
+
+def test_pr_curve_is_the_envelope_that_integrates_to_ap50():
+    # the envelopes of the hand case (comment above) read at recall .25 and .75
+    res = ap_per_class(*hand_case())
+    assert res.pr_curve.shape == (2, len(PR_RECALL)) and PR_RECALL[25] == 0.25 and PR_RECALL[75] == 0.75
+    np.testing.assert_allclose(res.pr_curve[:, 25], [1.0, 0.5], atol=1e-12)
+    np.testing.assert_allclose(res.pr_curve[:, 75], [2 / 3, 0.5], atol=1e-12)
+    np.testing.assert_allclose(res.pr_curve[:, -1], [0.0, 0.0])  # the sentinel at recall 1
+    np.testing.assert_allclose(np.trapezoid(res.pr_curve, PR_RECALL, axis=1), res.ap50, atol=1e-12)
+    assert not np.any(np.diff(res.pr_curve, axis=1) > 0)  # an envelope never rises with recall
 
 
 def test_low_confidence_tail_leaves_ap50_but_not_p():

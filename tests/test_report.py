@@ -22,7 +22,7 @@ from analysis.report import build_report, main
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PLOTS = ("map_vs_epoch.png", "ap_by_size.png", "loss_curves.png")
+PLOTS = ("map_vs_epoch.png", "ap_by_size.png", "loss_curves.png", "pr_curve.png")
 BASE_AXES = {"neck_init": "random", "optimizer": "adamw", "data": "synthetic", "epochs": 3, "imgsz": 96,
              "batch": 8, "lr0": 0.002, "lrf": 0.01}
 FACTS = {"cspdarknet_s": (7235389, 16.5), "convnext_tiny": (34500000, 40.1)}
@@ -57,6 +57,9 @@ def write_run(run: Path, backbone: str, seed: int, status: str = "completed", *,
                 *[0.002] * n_lr, 20.0, ips]
         lines.append(",".join(str(v) for v in vals))
     (run / "results.csv").write_text("\n".join(lines) + "\n")
+    # PR curve: precision m50 up to recall 0.5, then falling linearly to 0 at recall 1
+    # (grid of 3 points, not the trainer's 101: the report must interpolate)
+    (run / "pr_curve.csv").write_text(f"recall,all,a,b\n0,{m50},{m50},{m50}\n0.5,{m50},{m50},{m50}\n1,0,0,0\n")
     return run
 
 
@@ -105,6 +108,14 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(sweep: Path, tmp_path_factory: pytest.TempPathFactory):
     return build_report([sweep], tmp_path_factory.mktemp("out"))
+
+
+def report_groups(report):
+    from analysis import report as report_module, tables
+
+    axes = tables.config_axes(report.runs)
+    configs = tables.group_configs(report.runs, axes, "cspdarknet_s")
+    return report_module._plot_groups(configs, axes)
 
 
 def row_of(summary: pd.DataFrame, backbone: str, schedule: str) -> pd.Series:
@@ -224,6 +235,21 @@ def test_files_written_and_parse(report) -> None:
         assert line.endswith(r"\\")
         assert len(re.findall(r"(?<!\\)&", line)) == len(spec.group(1)) - 1
     assert re.search(r"(?<!\\)_", tex) is None and "±" not in tex and r"0.360 $\pm$ 0.030" in tex
+
+
+def test_pr_curve_band_over_seeds(report) -> None:
+    from analysis import plots
+    from analysis.collect import read_pr_curve
+
+    cfg = [g for g in report_groups(report) if "cspdarknet_s" in g.label and "linear" in g.label]
+    assert len(cfg) == 1 and len(cfg[0].run_dirs) == 3   # the completed seeds only: no 0.99 leak
+    band = plots.pr_band({d: read_pr_curve(d) for d in cfg[0].run_dirs}, cfg[0].run_dirs)
+    at = band.set_index(band["recall"].round(2))
+    # m50 of the three seeds: 0.50, 0.52, 0.54; at recall .75 half of that
+    assert (at.loc[0.25, "mean"], at.loc[0.25, "min"], at.loc[0.25, "max"]) == pytest.approx((0.52, 0.50, 0.54))
+    assert at.loc[0.75, "mean"] == pytest.approx(0.26) and at.loc[1.0, "max"] == 0.0
+    assert band["n"].iloc[0] == 3
+    assert plots.pr_band({}, cfg[0].run_dirs) is None
 
 
 def test_cli_exit_codes(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

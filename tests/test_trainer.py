@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +49,13 @@ def test_run_directory_contract(tmp_path, tiny_data):
     assert {"x/lr0", "x/lr1", "x/lr2"} <= set(rows[0])
     preds = json.loads((out / "predictions.json").read_text())
     assert preds and {"image_id", "category_id", "bbox", "score"} == set(preds[0])
+    pr = list(csv.reader((out / "pr_curve.csv").open()))
+    assert pr[0] == ["recall", "all", "circle", "square", "triangle"] and len(pr) == 1 + 101
+    curve = np.array(pr[1:], dtype=float)
+    np.testing.assert_allclose(curve[:, 0], np.linspace(0, 1, 101))
+    np.testing.assert_allclose(curve[:, 1], curve[:, 2:].mean(1), atol=2e-6)
+    # the "all" curve integrates to YOLOv5's mAP@0.5 of the final evaluation
+    assert np.trapezoid(curve[:, 1], curve[:, 0]) == pytest.approx(on_disk["final_eval"]["map50_yolo"], abs=1e-5)
     for name in ("last.pt", "best.pt"):
         state = torch.load(out / "checkpoints" / name, weights_only=True)  # plain tensors + primitives
         assert "model" in state

@@ -20,7 +20,7 @@ from ..data.records import DatasetSplit, ImageRecord
 from ..data.augment import xywhn2xyxy
 from .boxes import clip_boxes, scale_boxes
 from .coco import coco_evaluate, records_to_coco_gt
-from .metrics import IOU_THRESHOLDS, match_predictions, yolo_metrics
+from .metrics import IOU_THRESHOLDS, APResult, ap_per_class, match_predictions, yolo_metrics
 from .nms import non_max_suppression
 
 Batch = tuple[torch.Tensor, torch.Tensor, Sequence[int], Sequence]
@@ -30,12 +30,14 @@ Batch = tuple[torch.Tensor, torch.Tensor, Sequence[int], Sequence]
 class EvalResult:
     """metrics: precision, recall, map50_yolo, map_yolo (YOLOv5's numbers) and the 12 COCO
     stats by name (-1 where COCO has no object of a size); predictions: COCO-format
-    detections; losses: mean val loss items [box, obj, cls] if a loss_fn was given."""
+    detections; losses: mean val loss items [box, obj, cls] if a loss_fn was given;
+    per_class: ap_per_class's per-class AP, P, R and PR curves (with coco=True and labels)."""
 
     metrics: dict[str, float]
     predictions: list[dict]
     losses: torch.Tensor | None
     seconds: float
+    per_class: APResult | None = None
 
 
 def _model_device(model) -> torch.device:
@@ -77,9 +79,9 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
     loss_fn(raw maps, targets) -> (loss, items) gives the val losses. half runs an fp16
     copy of the model (never on the CPU, as the official). gt defaults to split.coco_json,
     else a COCO dict built from the records. The model's training mode is restored.
-    coco=False skips the COCO-format predictions and COCOeval (metrics then hold only
-    YOLOv5's four, predictions is empty): per-epoch validation needs only those, and on
-    COCO val the COCO part costs as much as the forward passes.
+    coco=False skips the COCO-format predictions, COCOeval and per_class (metrics then hold
+    only YOLOv5's four, predictions is empty): per-epoch validation needs only those, and
+    on COCO val the COCO part costs as much as the forward passes.
     """
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else _model_device(model)
@@ -120,7 +122,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
 
     tp, conf, pred_cls, target_cls = (torch.cat(x).numpy() for x in zip(*stats)) if stats else \
         (np.zeros((0, 10), bool), np.zeros(0), np.zeros(0), np.zeros(0))
-    y = yolo_metrics(tp, conf, pred_cls, target_cls)
+    per_class = ap_per_class(tp, conf, pred_cls, target_cls) if coco and len(target_cls) else None
+    y = yolo_metrics(tp, conf, pred_cls, target_cls, per_class)
     metrics = {"precision": y["precision"], "recall": y["recall"], "map50_yolo": y["map50"], "map_yolo": y["map"]}
     if coco:
         own_gt = gt is None and not split.coco_json  # built here: no one else holds it, no copy needed
@@ -129,4 +132,4 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
         metrics.update(coco_evaluate(gt, predictions, img_ids=image_ids, backend=coco_backend, copy_gt=not own_gt))
     return EvalResult(metrics=metrics, predictions=predictions,
                       losses=None if losses is None else (losses / max(n_batches, 1)).cpu(),
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, per_class=per_class)

@@ -48,6 +48,8 @@ class APResult:
 
     p, r, f1: per-class precision/recall/F1 at the confidence of the best smoothed mean F1;
     ap: (nc, 10) AP per class at IoU 0.50:0.05:0.95; tp, fp: counts implied at that point.
+    pr_curve: (nc, 101) the precision envelope at IoU 0.5 on the recall grid PR_RECALL, the
+    curve whose trapezoid integral is ap50 (what YOLOv5 plots as PR_curve.png).
     """
 
     classes: np.ndarray
@@ -58,6 +60,7 @@ class APResult:
     tp: np.ndarray
     fp: np.ndarray
     conf: float  # the confidence at which p, r and f1 are read
+    pr_curve: np.ndarray | None = None
 
     @property
     def ap50(self) -> np.ndarray:
@@ -88,6 +91,9 @@ def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     return np.convolve(yp, np.ones(nf) / nf, mode="valid")
 
 
+PR_RECALL = np.linspace(0, 1, 101)  # COCO's recall grid; AP is the trapezoid integral over it
+
+
 def compute_ap(recall: np.ndarray, precision: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """AP of one curve: sentinels, monotone precision envelope, 101-point trapezoid integral.
 
@@ -96,8 +102,7 @@ def compute_ap(recall: np.ndarray, precision: np.ndarray) -> tuple[float, np.nda
     mrec = np.concatenate(([0.0], recall, [1.0]))
     mpre = np.concatenate(([1.0], precision, [0.0]))
     mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
-    x = np.linspace(0, 1, 101)
-    ap = np.trapezoid(np.interp(x, mrec, mpre), x)
+    ap = np.trapezoid(np.interp(PR_RECALL, mrec, mpre), PR_RECALL)
     return float(ap), mpre, mrec
 
 
@@ -117,6 +122,7 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
     nc = unique_classes.shape[0]
     px = np.linspace(0, 1, 1000)
     ap, p, r = np.zeros((nc, tp.shape[1])), np.zeros((nc, 1000)), np.zeros((nc, 1000))
+    pr_curve = np.zeros((nc, len(PR_RECALL)))
     for ci, c in enumerate(unique_classes):
         i = pred_cls == c
         n_l = nt[ci]
@@ -130,7 +136,9 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
         precision = tpc / (tpc + fpc)
         p[ci] = np.interp(-px, -conf[i], precision[:, 0], left=1)
         for j in range(tp.shape[1]):
-            ap[ci, j], _, _ = compute_ap(recall[:, j], precision[:, j])
+            ap[ci, j], mpre, mrec = compute_ap(recall[:, j], precision[:, j])
+            if j == 0:
+                pr_curve[ci] = np.interp(PR_RECALL, mrec, mpre)
 
     f1 = 2 * p * r / (p + r + eps)
     i = int(smooth(f1.mean(0), 0.1).argmax()) if nc else 0
@@ -138,16 +146,19 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
     tp_n = (r * nt).round()
     fp_n = (tp_n / (p + eps) - tp_n).round()
     return APResult(classes=unique_classes.astype(int), p=p, r=r, f1=f1, ap=ap, tp=tp_n, fp=fp_n,
-                    conf=float(px[i]))
+                    conf=float(px[i]), pr_curve=pr_curve)
 
 
 def yolo_metrics(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,
-                 target_cls: np.ndarray) -> dict[str, float]:
-    """val.py's summary: precision, recall, map50, map (all 0 when no detection is a TP)."""
+                 target_cls: np.ndarray, result: APResult | None = None) -> dict[str, float]:
+    """val.py's summary: precision, recall, map50, map (all 0 when no detection is a TP).
+
+    result: ap_per_class of the same arrays when the caller already has it.
+    """
     tp = np.asarray(tp)
     if not (len(tp) and tp.any()):
         return {"precision": 0.0, "recall": 0.0, "map50": 0.0, "map": 0.0}
-    res = ap_per_class(tp, conf, pred_cls, target_cls)
+    res = result if result is not None else ap_per_class(tp, conf, pred_cls, target_cls)
     return {"precision": res.mp, "recall": res.mr, "map50": res.map50, "map": res.map}
 
 

@@ -26,6 +26,7 @@ a training run, and it leaves the global `random` state as it found it.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ LOG = logging.getLogger("yolo_core.loggers.comet")
 
 COMET_DIR = "comet"
 KEY_FILE = "experiment_key"
+PR_CURVE_FILE = "pr_curve.csv"  # written by the trainer's final evaluation
 DEFAULT_NAME = "{backbone}-{neck_init}-{schedule}-s{seed}"
 TAG_AXES = ("backbone", "neck_init", "schedule", "optimizer", "data", "seed")
 BOX_CONF = 0.25          # predictions drawn on logged images (YOLOv5's plotting threshold)
@@ -133,6 +135,7 @@ class CometLogger(RunLogger):
             best = run / "checkpoints" / "best.pt"
             if best.is_file():
                 self._safe("best.pt", exp.log_model, "best", str(best), file_name="best.pt")
+        self._safe("PR curves", self._log_pr_curves, run, step)
         if self.log_images > 0:
             self._safe("validation images", self._log_val_images, run, step)
 
@@ -235,7 +238,19 @@ class CometLogger(RunLogger):
             return True, None
         return False, f"COMET_API_KEY is set but the Comet server at {url} did not answer ({detail})"
 
-    # ------------------------------------------------------------------ images
+    # ------------------------------------------------------------------ curves, images
+    def _log_pr_curves(self, run: Path, step: int | None) -> None:
+        """pr_curve.csv of the final evaluation as Comet curves: pr_curve/all and one per class."""
+        path = run / PR_CURVE_FILE
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        header, values = rows[0], [[float(v) for v in row] for row in rows[1:]]
+        recall = [row[0] for row in values]
+        for j, name in enumerate(header[1:], start=1):
+            self.experiment.log_curve(f"pr_curve/{name}", recall, [row[j] for row in values], step=step)
+
     def _log_val_images(self, run: Path, step: int | None) -> None:
         pred_path = run / "predictions.json"
         if not pred_path.is_file():

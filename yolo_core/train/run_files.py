@@ -1,6 +1,6 @@
-"""The files of a run directory (docs/run_directory.md): results.csv and summary.json.
+"""The files of a run directory (docs/run_directory.md): results.csv, summary.json, pr_curve.csv.
 
-Both are rewritten whole and atomically, from state the trainer keeps (and saves in
+All are rewritten whole and atomically, from state the trainer keeps (and saves in
 last.pt), so a kill at any moment leaves consistent files and a resumed run continues
 them without duplicate rows.
 """
@@ -39,6 +39,20 @@ def write_results_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], heade
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _fmt(v) for k, v in row.items()})
+    atomic_write_text(buf.getvalue(), path)
+
+
+def write_pr_curve_csv(path: str | Path, recall: Sequence[float], curves: Sequence[Sequence[float]],
+                       class_names: Sequence[str]) -> None:
+    """Precision at each recall of the grid: columns recall, all (the mean over classes, YOLOv5's
+    "all classes" line) and one per class that has labels. curves: (n_classes, len(recall))."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["recall", "all", *class_names])
+    for i, r in enumerate(recall):
+        column = [float(c[i]) for c in curves]
+        mean = sum(column) / len(column) if column else 0.0
+        writer.writerow([f"{r:.2f}", *(f"{v:.6g}" for v in (mean, *column))])
     atomic_write_text(buf.getvalue(), path)
 
 

@@ -27,7 +27,7 @@ from ..data.loader import build_dataloader
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
 from ..eval.evaluator import EvalResult, evaluate
-from ..eval.metrics import fitness
+from ..eval.metrics import PR_RECALL, fitness
 from ..loggers import RunLogger
 from ..loss import YOLOv5Loss, scale_loss_gains
 from ..models import build_model, model_facts
@@ -40,7 +40,7 @@ from .ema import ModelEMA
 from .optimizer import build_optimizer
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
-                        write_results_csv, write_summary)
+                        write_pr_curve_csv, write_results_csv, write_summary)
 from .schedule import lr_lambda, warmup_iterations, warmup_value
 
 LOG = logging.getLogger("yolo_core.train")
@@ -441,7 +441,7 @@ class Trainer:
         self._final_evaluation()
 
     def _final_evaluation(self) -> None:
-        """Evaluate best.pt once more (official: IoU 0.65 on COCO) and write predictions.json."""
+        """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
         cfg = self.cfg
         best = torch.load(self.ckpt_dir / "best.pt", map_location=self.device, weights_only=True)
         model = self.ema.ema if self.ema else self.model
@@ -451,6 +451,10 @@ class Trainer:
             iou = 0.65 if self.data.val.coco_json and self.data.nc == 80 else cfg.iou_thres
         result = self._validate(model, iou, coco=True)
         atomic_write_json(result.predictions, self.run_dir / "predictions.json")
+        if result.per_class is not None:
+            pc = result.per_class
+            write_pr_curve_csv(self.run_dir / "pr_curve.csv", PR_RECALL, pc.pr_curve,
+                               [str(self.data.names[int(c)]) for c in pc.classes])
         self.summary["metrics"] = {k: clean_metric(result.metrics.get(k)) for k in SUMMARY_METRICS}
         self.summary["final_eval"] = {"iou_thres": iou, "conf_thres": cfg.conf_thres,
                                       "map50_yolo": clean_metric(result.metrics.get("map50_yolo")),
