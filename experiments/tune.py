@@ -5,7 +5,8 @@ contract), so analysis/report.py reads a tune directory like a sweep. The study 
 an Optuna storage (default: a SQLite file in the tune directory; any RDB URL works, or
 `journal:<path>` for a journal file on a shared file system), so a killed search resumes:
 run the same command with `hydra.run.dir=<tune dir>` and the study continues; a trial that
-was running when the process died is marked failed and its run directory resumes.
+was running when the process died (or was stopped by SIGTERM/SIGUSR2) is marked failed
+and its run directory resumes.
 
 Pruning: after each epoch the trial reports YOLOv5's fitness (0.1 mAP50 + 0.9 mAP) and a
 median pruner may stop it; the run then ends like an early stop (best.pt evaluated, status
@@ -26,7 +27,7 @@ from experiments.adapter import to_train_config
 from experiments.loggers import build_logger
 from experiments.schema import register_configs
 from yolo_core.loggers import CompositeLogger, RunLogger
-from yolo_core.train import train
+from yolo_core.train import Preempted, train
 
 register_configs()
 LOG = logging.getLogger(__name__)
@@ -78,7 +79,11 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, tune_dir: Path) -> float:
     train_cfg = to_train_config(trial_cfg, out_dir=str(out_dir), run_name=f"trial_{number}")
     train_cfg.axes.update({"tune_trial": number})
     pruning = PruningLogger(trial)
-    summary = train(train_cfg, logger=CompositeLogger([build_logger(trial_cfg), pruning]))
+    try:
+        summary = train(train_cfg, logger=CompositeLogger([build_logger(trial_cfg), pruning]))
+    except Preempted:  # SIGTERM/SIGUSR2: Optuna fails the trial; a re-run continues it in its run dir
+        trial.study.enqueue_trial(trial.params, user_attrs={"run_number": number})
+        raise
     trial.set_user_attr("run_dir", str(out_dir))
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(summary.get("stopped_early"))

@@ -51,7 +51,10 @@ def test_tune_runs_trials_into_run_directories_and_resumes(tmp_path):
     assert sorted(p.name for p in tune_dir.glob("trial_*")) == ["trial_0", "trial_1", "trial_2"]
 
 
-def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_path, sig):
+    """SIGKILL: the trial stays RUNNING in the storage; SIGTERM: the run records `preempted`
+    and Optuna fails the trial. Either way a re-run continues trial_0 with the same lr."""
     import signal
     import time
     data_root = tmp_path / "data"
@@ -65,9 +68,11 @@ def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_pa
     deadline = time.time() + 300
     while not last.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(getattr(signal, sig))
     proc.wait()
     assert last.exists()
+    status = json.loads((tune_dir / "trial_0" / "summary.json").read_text())["status"]
+    assert status == ("running" if sig == "SIGKILL" else "preempted")
     first_log = (tune_dir / "trial_0" / "train.log").read_text()
     assert "resumed from" not in first_log
 

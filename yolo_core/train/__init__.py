@@ -1,5 +1,6 @@
 """Training: TrainConfig (plain dataclass), the Trainer and `train()`."""
 from .config import TrainConfig
+from .preemption import Preempted
 from .trainer import Trainer, train
 
-__all__ = ["TrainConfig", "Trainer", "train"]
+__all__ = ["TrainConfig", "Trainer", "train", "Preempted"]
