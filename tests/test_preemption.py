@@ -1,4 +1,4 @@
-"""StopRequest: a stop signal is recorded and raised only where the trainer checks for it."""
+"""Stopping a run from outside: SIGTERM/SIGUSR2 act at the trainer's next check; Ctrl-C leaves a resumable run."""
 from __future__ import annotations
 
 import os
@@ -36,3 +36,25 @@ def test_without_a_signal_checks_pass() -> None:
     with stop.installed():
         stop.check()
         assert list(stop.checked(range(3))) == [0, 1, 2]
+
+
+def test_ctrl_c_in_a_notebook_leaves_a_resumable_preempted_run(tmp_path) -> None:
+    """KeyboardInterrupt (SIGINT) mid-training: status `preempted`, not `failed`; last.pt resumes."""
+    import json
+
+    from yolo_core.loggers import RunLogger
+    from yolo_core.train import TrainConfig, train
+
+    class CtrlCAfterFirstEpoch(RunLogger):
+        def log_epoch(self, epoch, row):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = dict(out_dir=str(tmp_path / "run"), epochs=2, imgsz=64, batch_size=4, workers=0, warmup_min_iters=2,
+               synthetic=dict(n_train=8, n_val=4))
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**cfg), logger=CtrlCAfterFirstEpoch())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "preempted" and "KeyboardInterrupt" in summary["error"]
+    assert summary["epochs_completed"] == 1
+    assert train(TrainConfig(**cfg))["status"] == "completed"
+    assert "resumed from" in (tmp_path / "run" / "train.log").read_text()

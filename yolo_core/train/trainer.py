@@ -343,10 +343,11 @@ class Trainer:
                 self._fit()
             status = "completed"
             self._write_summary(status="completed")
-        except Preempted as e:
+        except (Preempted, KeyboardInterrupt) as e:  # stopped from outside: resumable, not a failure
             status = "preempted"
-            LOG.warning("preempted: %s", e)
-            self._write_summary(status="preempted", error=str(e))
+            msg = str(e) if isinstance(e, Preempted) else "KeyboardInterrupt (Ctrl-C)"
+            LOG.warning("preempted: %s", msg)
+            self._write_summary(status="preempted", error=msg)
             raise
         except BaseException as e:
             msg = f"{type(e).__name__}: {e}"
