@@ -146,7 +146,7 @@ def plot_pr_curves(curves: Mapping[str, pd.DataFrame], groups: Sequence[PlotGrou
             continue
         ap50 = float(np.trapezoid(band["mean"], band["recall"]))
         ax.plot(band["recall"], band["mean"], color=c, lw=1.6,
-                label=f"{g.label} (n={int(band['n'].iloc[0])}, AP50 {ap50:.3f})")
+                label=f"{g.label} (n={int(band['n'].iloc[0])}, area {ap50:.3f} = YOLOv5 mAP@0.5)")
         ax.fill_between(band["recall"], band["min"], band["max"], color=c, alpha=0.2, lw=0)
         drawn = True
     if drawn:
