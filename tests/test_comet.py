@@ -195,7 +195,7 @@ def test_fake_key_without_network_falls_back_offline_fast(no_key_run, fake_key_r
     out, seconds, logger = fake_key_run
     _, baseline, _ = no_key_run
     assert not logger.online
-    assert logger.start_seconds < logger.probe_timeout_s + 2.0, logger.start_seconds
+    assert logger.start_seconds < logger.probe_timeout_s + 5.0, logger.start_seconds  # generous: CI load
     assert seconds - baseline < 10.0, (seconds, baseline)   # without the probe: ~30 s more per run
     zips = archives(out)
     assert len(zips) == 1
@@ -258,12 +258,12 @@ def test_fresh_start_gets_a_new_key(tmp_path):
 def test_probe_closed_port_black_hole_and_answering_server(black_hole):
     t0 = time.perf_counter()
     ok, detail = probe_comet(closed_port_url(), 2.5)
-    assert not ok and time.perf_counter() - t0 < 1.5, detail
+    assert not ok and time.perf_counter() - t0 < 2.0, detail   # refused at once, not the 2.5 s timeout
 
     t0 = time.perf_counter()
     ok, detail = probe_comet(black_hole, 1.0)
     took = time.perf_counter() - t0
-    assert not ok and 0.9 < took < 2.0, (detail, took)
+    assert not ok and 0.9 < took < 3.0, (detail, took)         # the 1 s timeout, not the OS's minutes
 
     class NotFound(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -287,7 +287,7 @@ def test_offline_flag_skips_the_probe(tmp_path, monkeypatch, black_hole):
     monkeypatch.setenv("COMET_URL_OVERRIDE", black_hole)
     lg = CometLogger(offline=True, probe_timeout_s=5)
     lg.start(str(tmp_path), tiny(tmp_path).to_dict(), {"params": 1, "resumed": False})
-    assert lg.start_seconds < 2.0 and not lg.online
+    assert lg.start_seconds < 4.0 and not lg.online   # the black-hole probe would take its 5 s
     lg.log_epoch(0, {"epoch": 0, "train/box_loss": 0.5, "val/box_loss": float("nan")})
     lg.finish("completed")
     a = read_archive(archives(tmp_path)[0])
