@@ -27,7 +27,7 @@ def test_a_second_signal_raises_at_once() -> None:
     stop = StopRequest()
     with stop.installed():
         os.kill(os.getpid(), signal.SIGTERM)
-        with pytest.raises(Preempted, match="SIGTERM twice"):
+        with pytest.raises(Preempted, match="received signal SIGTERM, then SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)
 
 

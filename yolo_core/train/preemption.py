@@ -33,7 +33,7 @@ class StopRequest:
     def _handler(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.signal_name is not None:  # a second signal: stop now, wherever we are
-            raise Preempted(f"received signal {name} twice")
+            raise Preempted(f"received signal {self.signal_name}, then {name}: stopping at once")
         self.signal_name = name
 
     def check(self) -> None:
