@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> float:
     run_name = hc.job.override_dirname or hc.job.name
     summary = train(to_train_config(cfg, out_dir=hc.runtime.output_dir, run_name=run_name),
                     logger=build_logger(cfg))
-    return summary["metrics"]["map"] or 0.0
+    return (summary.get("metrics") or {}).get("map") or 0.0  # ranks > 0 of a DDP run report no metrics
 
 
 if __name__ == "__main__":

@@ -107,6 +107,20 @@ def test_slurm_smoke_grid(slurm: None, tmp_path: Path) -> None:
     assert sorted(acct) == sorted(f"{i}|COMPLETED" for i in ids)
 
 
+def test_slurm_job_with_two_tasks_trains_one_run_with_ddp(slurm: None, tmp_path: Path) -> None:
+    """tasks_per_node=2: srun starts two tasks; they are the two ranks of one DDP run (gloo here)."""
+    out = sweep(tmp_path / "d", "cluster=slurm", "model/backbone=cspdarknet_s", "train.epochs=2",
+                "hydra.launcher.tasks_per_node=2")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "d").rglob("summary.json")]
+    assert [(s["status"], s["world_size"], s["epochs_completed"]) for s in summaries] == [("completed", 2, 2)]
+    ids = job_ids(tmp_path / "d")
+    assert len(ids) == 1
+    ntasks = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ids[0].split("_")[0], "-o", "NTasks,AllocCPUS"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert ntasks and ntasks[0].split("|")[1] == "2", ntasks
+
+
 def test_slurm_preempted_job_is_requeued_and_resumes_from_last_pt(slurm: None, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *SMOKE, "cluster=slurm",

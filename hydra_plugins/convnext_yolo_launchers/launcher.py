@@ -81,9 +81,14 @@ class _SweepLauncher(BaseSubmititLauncher):
         Singleton.set_state(singleton_state)
         setup_globals()
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(sweep_overrides))
+        job_env = submitit.JobEnvironment()
         with open_dict(cfg.hydra.job) as job:
-            job.id = submitit.JobEnvironment().job_id
+            job.id = job_env.job_id
             cfg.hydra.job.num = job_num
+        if job_env.num_tasks > 1:
+            # tasks_per_node x nodes > 1: one DDP process per task (yolo_core reads RANK, WORLD_SIZE,
+            # MASTER_ADDR/PORT); every task sees all GPUs of its node and takes cuda:LOCAL_RANK
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         run_dir = runs.sweep_job_dir(cfg)
         done = runs.completed_summary(run_dir)
         if done is not None:

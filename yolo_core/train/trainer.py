@@ -38,12 +38,14 @@ from .atomic import atomic_torch_save, atomic_write_json
 from .config import TrainConfig
 from .ema import ModelEMA
 from .optimizer import build_optimizer
+from . import distributed as ddp
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         write_pr_curve_csv, write_results_csv, write_summary)
 from .schedule import lr_lambda, warmup_iterations, warmup_value
 
 LOG = logging.getLogger("yolo_core.train")
+STOP_SYNC_EVERY = 10  # with DDP: iterations between the collectives that agree on a stop signal
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,10 +93,18 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, logger: RunLogger | None = None):
         self.cfg = config.validate()
-        self.logger = logger or RunLogger()
+        self.dist = ddp.from_environment()  # torchrun's RANK/WORLD_SIZE; one process without them
+        # only rank 0 logs, validates and writes (see distributed.py)
+        self.logger = (logger or RunLogger()) if self.dist.is_main else RunLogger()
         self.run_dir = Path(self.cfg.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.device = resolve_device(self.cfg.device)
+        self.device = ddp.device_for(self.dist, resolve_device(self.cfg.device))
+        if self.dist.enabled:
+            if self.cfg.batch_size % self.dist.world_size:
+                raise ValueError(f"batch_size={self.cfg.batch_size} (the total over all processes) must be a "
+                                 f"multiple of WORLD_SIZE={self.dist.world_size}")
+            if self.cfg.freeze_backbone_epochs:
+                raise ValueError("freeze_backbone_epochs is not supported with several processes (DDP)")
         self.amp = self.cfg.amp if self.cfg.amp is not None else self.device.type == "cuda"
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=true needs a CUDA device; YOLOv5 trains in fp32 on the CPU")
@@ -138,17 +148,24 @@ class Trainer:
         return model
 
     def _build_loaders(self, data: DetectionDataset):
-        cfg = self.cfg
-        workers = min(os.cpu_count() or 1, cfg.batch_size, cfg.workers)
-        train_set = YOLODataset(data.train, cfg.imgsz, augment=True, hyp=cfg.hyp, batch_size=cfg.batch_size,
+        """Train loader of this process's share (batch_size // WORLD_SIZE, every WORLD_SIZE-th
+        image of the epoch's permutation); the val loader on rank 0 only (None elsewhere)."""
+        cfg, world = self.cfg, self.dist.world_size
+        batch = cfg.batch_size // world
+        workers = min((os.cpu_count() or 1) // world or 1, batch, cfg.workers)
+        train_set = YOLODataset(data.train, cfg.imgsz, augment=True, hyp=cfg.hyp, batch_size=batch,
                                 cache=cfg.cache, seed=cfg.seed)
-        val_bs = cfg.val_batch_size or cfg.batch_size * 2
+        train_loader = build_dataloader(train_set, batch, shuffle=True, workers=workers, seed=cfg.seed,
+                                        rank=self.dist.rank, world_size=world)
+        if not self.dist.is_main:
+            self.val_split = self.val_gt = None
+            return train_set, None, train_loader, None
+        val_bs = cfg.val_batch_size or batch * 2
         val_set = YOLODataset(data.val, cfg.imgsz, augment=False, rect=True, pad=0.5, batch_size=val_bs,
                               cache=cfg.cache, seed=cfg.seed)
         # rect mode reorders the val records; evaluation indexes the dataset's own order
         self.val_split = replace(data.val, records=val_set.records)
         self.val_gt = data.val.coco_json or None  # None: built from the records when first needed
-        train_loader = build_dataloader(train_set, cfg.batch_size, shuffle=True, workers=workers, seed=cfg.seed)
         val_loader = build_dataloader(val_set, val_bs, shuffle=False, workers=workers, seed=cfg.seed)
         return train_set, val_set, train_loader, val_loader
 
@@ -221,7 +238,8 @@ class Trainer:
         bar = tqdm(self.train_loader, total=nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not sys.stderr.isatty(), file=sys.stderr)
         for i, (imgs, targets, _, _) in enumerate(bar):
-            self.stop.check()
+            if not self.dist.enabled or i % STOP_SYNC_EVERY == 0:  # a collective syncs with the GPU
+                self._check_stop()
             ni = i + nb * epoch
             imgs = imgs.to(self.device, non_blocking=True).float() / 255
             if cfg.channels_last:
@@ -232,6 +250,8 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 preds = self.train_forward(imgs)
                 loss, items = self.loss_fn(preds, targets.to(self.device))
+                if self.dist.enabled:  # DDP averages the gradients over ranks; the loss is a sum (official)
+                    loss = loss * self.dist.world_size
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {i} "
                                          f"(items box/obj/cls {items.tolist()}); lower lr0 or disable AMP")
@@ -246,7 +266,7 @@ class Trainer:
                     self.ema.update(model)
                 self.last_opt_step = ni
             mloss = (mloss * i + items) / (i + 1)
-            n_images += imgs.shape[0]
+            n_images += imgs.shape[0] * self.dist.world_size
             if not bar.disable:  # formatting reads the values: a device sync per step on a GPU
                 bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
         seconds = time.perf_counter() - t0
@@ -265,7 +285,9 @@ class Trainer:
     def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool) -> EvalResult:
         """coco=False for the per-epoch validation: results.csv, fitness and best.pt use only
         YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
-        return evaluate(model, self.stop.checked(self.val_loader), self.val_split, gt=self.val_gt,
+        # with DDP the other ranks wait in a collective: rank 0 must not leave on its own
+        batches = self.val_loader if self.dist.enabled else self.stop.checked(self.val_loader)
+        return evaluate(model, batches, self.val_split, gt=self.val_gt,
                         conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
@@ -297,7 +319,8 @@ class Trainer:
         return {"status": "running", "error": None, "run_name": cfg.run_name or self.run_dir.name,
                 "axes": axes, "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
                 "best_epoch": None, "epochs_completed": 0, "wall_time_s": 0.0, "train_images_per_s": None,
-                "device": self._device_name(), "versions": package_versions(), "git_rev": git_revision(),
+                "device": self._device_name(), "world_size": self.dist.world_size,
+                "versions": package_versions(), "git_rev": git_revision(),
                 "data_warnings": {}}
 
     def _device_name(self) -> str:
@@ -329,7 +352,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> dict[str, Any]:
+        owns_group = ddp.init_process_group(self.dist, self.device)
+        try:
+            if self.dist.enabled:  # every rank resumes from rank 0's directory
+                self.run_dir = Path(ddp.broadcast_from_main(self.dist, str(self.run_dir)))
+                self.ckpt_dir = self.run_dir / "checkpoints"
+            return self._fit_main() if self.dist.is_main else self._fit_follower()
+        finally:
+            # DDP's reducer must go before its process group: destroyed after it (at exit), it
+            # aborts the process ("terminate called without an active exception")
+            self.train_forward = getattr(self, "model", None)
+            if owns_group:
+                torch.distributed.destroy_process_group()
+
+    def _fit_follower(self) -> dict[str, Any]:
+        """Ranks > 0: train their share, write nothing (rank 0 reports for the run)."""
+        logging.getLogger("yolo_core").setLevel(logging.WARNING)  # one console log: rank 0's
+        done = {"status": "completed", "rank": self.dist.rank, "metrics": {}}
+        if ddp.broadcast_from_main(self.dist, None):  # rank 0 found the run completed
+            return done
+        self.t_start = time.time()
+        with self.stop.installed():
+            self._fit()
+        return done
+
+    def _fit_main(self) -> dict[str, Any]:
         done = self._completed_summary()
+        ddp.broadcast_from_main(self.dist, done is not None)
         if done is not None:
             LOG.info("%s already completed; nothing to do (resume=false starts over)", self.run_dir)
             return done
@@ -362,17 +411,17 @@ class Trainer:
 
     def _fit(self) -> None:
         cfg = self.cfg
-        seed_everything(cfg.seed + 1, cfg.deterministic)
+        seed_everything(cfg.seed + 1 + self.dist.rank, cfg.deterministic)
         self.data = self._load_data()
-        self.stop.check()  # a scan of a large set takes minutes: stop before building anything
+        self._check_stop()  # a scan of a large set takes minutes: stop before building anything
         self.summary["data_warnings"] = {"train": self.data.train.skipped, "val": self.data.val.skipped}
         model = self._build_model(self.data.nc).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        # torch.compile wraps only the training forward; EMA, checkpoints and validation use
-        # the plain module (the first compiled step takes minutes on a CPU, seconds on a GPU)
-        self.train_forward = torch.compile(model) if cfg.compile else model
+        # DDP and torch.compile wrap only the training forward (below); EMA, checkpoints and
+        # validation use the plain module (a first compiled step takes minutes on a CPU)
+        self.train_forward = model
         facts = model_facts(model, cfg.imgsz)
         facts_640 = model_facts(model, 640) if cfg.imgsz != 640 else facts
         self.summary["model"] = {"name": cfg.model, "params": facts["params"],
@@ -394,11 +443,16 @@ class Trainer:
         self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.hyp["lr0"], cfg.hyp["momentum"])
         self.lf = lr_lambda(cfg.schedule, cfg.epochs, cfg.hyp["lrf"])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
-        self.ema = ModelEMA(model) if cfg.ema else None
+        self.ema = ModelEMA(model) if cfg.ema and self.dist.is_main else None
         self.train_set, self.val_set, self.train_loader, self.val_loader = self._build_loaders(self.data)
         self._resume_rng = None
         self.last_opt_step = -1
         self._resume()
+        if self.dist.enabled:  # after the resume: DDP starts from rank 0's weights anyway
+            self.train_forward = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.train_forward = torch.compile(self.train_forward)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
                           {**self.summary["model"], "resumed": self.start_epoch > 0,
                            "val_split": self.val_split})
@@ -408,38 +462,65 @@ class Trainer:
         nw = warmup_iterations(cfg.hyp["warmup_epochs"], nb, cfg.warmup_min_iters)
         if self._resume_rng is not None:
             set_rng_state(self._resume_rng)
-        stale = 0
+        self.stale = 0
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             mloss = self._train_epoch(epoch, nw)
-            eval_model = self.ema.ema if self.ema else self.model
-            result = self._validate(eval_model, cfg.iou_thres, coco=False)
-            row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
-            self.rows.append(row)
-            fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
-            improved = fi > self.best_fitness
-            if improved:
-                self.best_fitness, self.best_epoch = fi, epoch
-            write_results_csv(self.run_dir / "results.csv", self.rows, header)
-            if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
-                atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
-                                   "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
-                                   "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
-            atomic_torch_save(self._checkpoint_state(epoch), self.ckpt_dir / "last.pt")
-            self.logger.log_epoch(epoch, row)
-            self._write_summary(status="running")
-            LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
-                     [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
-                     row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
-            stale = 0 if improved else stale + 1
-            reason = (f"no improvement for {cfg.patience} epochs" if stale >= cfg.patience
-                      else self.logger.should_stop())
+            reason = self._close_epoch(epoch, mloss, t0, header) if self.dist.is_main else None
+            if self.dist.enabled:  # every rank takes the same way out
+                reason = ddp.broadcast_from_main(self.dist, reason)
+                self._check_stop()
             if reason:
                 LOG.info("stopping after epoch %d: %s", epoch + 1, reason)
                 self.summary["stopped_early"] = reason
                 break
+        if not self.dist.is_main:
+            return
         self.stop.check()
         self._final_evaluation()
+
+    def _close_epoch(self, epoch: int, mloss: torch.Tensor, t0: float, header: list[str]) -> str | None:
+        """Rank 0 after each epoch: validate, results.csv, best.pt/last.pt, logger, summary.
+        Returns why training should stop early, or None."""
+        cfg = self.cfg
+        eval_model = self.ema.ema if self.ema else self.model
+        result = self._validate(eval_model, cfg.iou_thres, coco=False)
+        row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
+        self.rows.append(row)
+        fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
+        improved = fi > self.best_fitness
+        if improved:
+            self.best_fitness, self.best_epoch = fi, epoch
+        write_results_csv(self.run_dir / "results.csv", self.rows, header)
+        if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
+            atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
+                               "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
+                               "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
+        atomic_torch_save(self._checkpoint_state(epoch), self.ckpt_dir / "last.pt")
+        self.logger.log_epoch(epoch, row)
+        self._write_summary(status="running")
+        LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
+                 [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
+                 row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
+        self.stale = 0 if improved else self.stale + 1
+        return (f"no improvement for {cfg.patience} epochs" if self.stale >= cfg.patience
+                else self.logger.should_stop())
+
+    def _check_stop(self) -> None:
+        """Raise Preempted when a stop signal reached this process, or, with DDP, any process
+        of the run (a collective: every rank calls it at the same points)."""
+        if not self.dist.enabled:
+            self.stop.check()
+            return
+        # SIGUSR2 (submitit: requeue) outranks SIGTERM, so rank 0 hands the run back for requeue
+        # when any rank got it
+        rank_of = {None: 0, "SIGTERM": 1, "SIGUSR2": 2}
+        agreed = ddp.agree_max(self.dist, rank_of.get(self.stop.signal_name, 1), self.device)
+        if agreed:
+            name = {1: "SIGTERM", 2: "SIGUSR2"}[agreed]
+            if self.stop.signal_name == name:
+                self.stop.check()
+            raise Preempted(f"another process of this run received signal {name}")
 
     def _final_evaluation(self) -> None:
         """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""

@@ -1,0 +1,145 @@
+"""Training with several processes (DDP over gloo on the CPU, launched by torchrun as on a GPU node).
+
+- two ranks train a run: only rank 0 writes the run directory, summary.json records
+  world_size 2, and at the end every rank holds the same weights and optimizer state;
+  asking for more epochs resumes both ranks from last.pt, still in step;
+- SIGTERM to one rank only (a scheduler signalling one task) stops every rank at the
+  next agreed point: the run says `preempted`, torchrun exits, nothing waits forever.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import sys, torch, torch.distributed as dist
+from yolo_core.train import TrainConfig, Trainer
+out, epochs = sys.argv[1], int(sys.argv[2])
+dist.init_process_group("gloo")  # ours: the trainer leaves a group it did not create in place
+trainer = Trainer(TrainConfig(out_dir=out, epochs=epochs, imgsz=64, batch_size=4, workers=0, warmup_min_iters=2,
+                              synthetic=dict(n_train=16, n_val=8)))
+try:
+    summary = trainer.fit()
+except Exception as e:
+    print(f"RANK {dist.get_rank()} RAISED {type(e).__name__}: {e}", flush=True)
+    raise
+flat = lambda ts: torch.cat([t.detach().float().flatten() for t in ts])
+mine = {"weights": flat(trainer.model.parameters()),
+        "optimizer": flat(v for s in trainer.optimizer.state.values() for v in s.values()
+                          if torch.is_tensor(v) and v.dim() > 0)}
+for name, t in mine.items():
+    everyone = [torch.zeros_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(everyone, t)
+    if dist.get_rank() == 0:
+        print(f"SAME {name} {all(torch.equal(everyone[0], x) for x in everyone)} {t.numel()}", flush=True)
+print(f"RANK {dist.get_rank()} STATUS {summary.get('status')}", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def torchrun(tmp_path: Path, out: Path, epochs: int) -> subprocess.Popen:
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), str(out), str(epochs)], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def test_two_ranks_stay_in_step_and_resume_together(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    for epochs in (1, 2):
+        proc = torchrun(tmp_path, out, epochs)
+        log = finish(proc)
+        assert proc.returncode == 0, log[-4000:]
+        assert "SAME weights True" in log and "SAME optimizer True" in log, log[-4000:]
+        assert "RANK 0 STATUS completed" in log and "RANK 1 STATUS completed" in log
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["world_size"] == 2
+        assert summary["epochs_completed"] == epochs
+    train_log = (out / "train.log").read_text()
+    assert train_log.count("resumed from") == 1 and train_log.count("epoch 2/2") == 1  # rank 0 writes alone
+    assert summary["axes"]["batch"] == 4   # the total over both ranks, as YOLOv5's --batch-size
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for k in kids:
+            out += [k, *_descendants(k)]
+    return out
+
+
+def _rank_pid(root_pid: int, rank: int) -> int | None:
+    """The torchrun worker with RANK=rank among root_pid's descendants."""
+    for pid in _descendants(root_pid):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and f"LOCAL_RANK={rank}".encode() in environ:
+            return pid
+    return None
+
+
+def test_sigterm_to_one_rank_stops_every_rank_as_preempted(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = torchrun(tmp_path, out, epochs=200)
+    try:
+        deadline = time.time() + 300
+        while not (out / "checkpoints" / "last.pt").exists():
+            assert proc.poll() is None and time.time() < deadline, "no last.pt"
+            time.sleep(0.2)
+        pid = _rank_pid(proc.pid, 1)
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        log = finish(proc, timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert "RANK 1 RAISED Preempted: received signal SIGTERM" in log, log[-4000:]
+    assert "RANK 0 RAISED Preempted: another process of this run received signal SIGTERM" in log, log[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "preempted" and "another process" in summary["error"]
+    assert 1 <= summary["epochs_completed"] < 200
+
+
+def test_a_sweep_job_with_two_tasks_is_one_ddp_run(tmp_path: Path) -> None:
+    """hydra.launcher.tasks_per_node=2: submitit starts two tasks per job; they train the
+    job's one run together (rank 0 writes it) instead of two copies racing on it."""
+    sweep_dir = tmp_path / "sweep"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "experiments.sweep", "experiment=smoke", "model/backbone=cspdarknet_s",
+                          "train.epochs=2", "hydra.launcher.tasks_per_node=2", f"hydra.sweep.dir={sweep_dir}"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sweep_dir.rglob("summary.json")]
+    assert len(summaries) == 1
+    s = summaries[0]
+    assert (s["status"], s["world_size"], s["epochs_completed"]) == ("completed", 2, 2)
+    logs = list(sweep_dir.rglob("train.log"))
+    assert len(logs) == 1 and logs[0].read_text().count("epoch 2/2") == 1

@@ -1,0 +1,98 @@
+"""Data-parallel training across processes (torch.distributed), as YOLOv5 does it with DDP.
+
+The processes come from a launcher that sets RANK, LOCAL_RANK and WORLD_SIZE (and
+MASTER_ADDR/MASTER_PORT): `torchrun --nproc_per_node=N ...` on one machine. The trainer
+reads them; with WORLD_SIZE unset or 1 nothing here does anything.
+
+What the ranks share and what only rank 0 does (the official split): every rank loads the
+data, builds the same model, resumes from the same last.pt and steps its own optimizer on
+the averaged gradients; rank 0 alone keeps the EMA, validates, writes checkpoints,
+results.csv, summary.json and the log, and talks to the experiment logger. Decisions that
+change the control flow (a stop signal that reached any rank, early stopping decided by
+rank 0) are agreed on with one all-reduce, so no rank waits forever in a collective the
+others have left.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+# how long a rank waits in a collective: rank 0's validation (COCO val: about a minute) and
+# checkpoint writes happen while the others wait at the next one
+TIMEOUT = timedelta(minutes=60)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_environment() -> DistContext:
+    """The launcher's RANK / LOCAL_RANK / WORLD_SIZE (torchrun); a single process without them."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError as e:
+        raise ValueError(f"RANK/LOCAL_RANK/WORLD_SIZE must be integers: {e}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is not in [0, WORLD_SIZE={world})")
+    return DistContext(rank=rank, local_rank=local, world_size=world)
+
+
+def device_for(ctx: DistContext, requested: torch.device) -> torch.device:
+    """One GPU per process: cuda:LOCAL_RANK when the run is on CUDA."""
+    if ctx.enabled and requested.type == "cuda":
+        if ctx.local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK={ctx.local_rank} but only {torch.cuda.device_count()} GPU(s) visible")
+        return torch.device("cuda", ctx.local_rank)
+    return requested
+
+
+def init_process_group(ctx: DistContext, device: torch.device) -> bool:
+    """NCCL between GPUs, gloo on the CPU. Returns True when this call created the group."""
+    if not ctx.enabled or dist.is_initialized():
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ctx.rank,
+                            world_size=ctx.world_size, timeout=TIMEOUT)
+    return True
+
+
+def agree_max(ctx: DistContext, value: int, device: torch.device) -> int:
+    """The largest of every rank's value (each rank must call it at the same point)."""
+    if not ctx.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def broadcast_from_main(ctx: DistContext, obj: Any) -> Any:
+    """Rank 0's obj on every rank (picklable objects)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
