@@ -33,7 +33,7 @@ STATUSES: tuple[str, ...] = ("completed", "failed", "running", "preempted", "mis
 WRITTEN_STATUSES = frozenset(STATUSES[:4])
 
 SCALARS: tuple[str, ...] = ("best_epoch", "epochs_completed", "wall_time_s", "train_images_per_s",
-                            "device", "git_rev")
+                            "device", "world_size", "git_rev")
 
 # Directories that never hold a run of their own; skipping them keeps the walk cheap.
 _PRUNE = frozenset({".hydra", "checkpoints", "__pycache__", ".git", ".venv", "node_modules"})
@@ -205,6 +205,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str], list[tuple[str, 
 
     for k in SCALARS:
         rec[k] = _scalar(summary.get(k))
+    if summary.get("world_size") is None:
+        rec["world_size"] = 1  # written before DDP existed: one process
     versions = summary.get("versions")
     if isinstance(versions, dict):
         for k, v in versions.items():

@@ -222,7 +222,7 @@ def run_differences(base: Config, other: Config, all_axes: Sequence[str]) -> lis
     across its seeds is caught too, and the seed sets themselves are compared.
     """
     out: list[str] = []
-    for a in [*all_axes, "device", "git_rev"]:
+    for a in [*all_axes, "world_size", "device", "git_rev"]:
         if a == "backbone":
             continue
         vb = {_norm(v) for v in base.runs[a]} if a in base.runs.columns else {None}
@@ -230,7 +230,8 @@ def run_differences(base: Config, other: Config, all_axes: Sequence[str]) -> lis
         if vb == vo:
             continue
         label = {"seed": "seeds", "git_rev": "git_rev (code revision)",
-                 "device": "device (affects img/s only)"}.get(a, AXIS_LABELS.get(a, a))
+                 "device": "device (affects img/s only)",
+                 "world_size": "world_size (DDP processes: BatchNorm batch per process)"}.get(a, AXIS_LABELS.get(a, a))
         out.append(f"{label}: {_set_text(vb)} vs {_set_text(vo)}")
     return out
 

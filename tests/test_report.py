@@ -252,6 +252,21 @@ def test_pr_curve_band_over_seeds(report) -> None:
     assert plots.pr_band({}, cfg[0].run_dirs) is None
 
 
+def test_ddp_runs_are_flagged_against_single_process_ones(tmp_path: Path) -> None:
+    """world_size differs between compared rows: the fairness note says so (BatchNorm sees
+    batch / world_size images); summaries written before world_size existed count as 1."""
+    root = tmp_path / "sweep"
+    write_run(root / "0", "cspdarknet_s", 0, schedule="linear")
+    cand = write_run(root / "1", "convnext_tiny", 0, schedule="linear")
+    rep = build_report([root], tmp_path / "o1")
+    assert "world_size" not in rep.markdown                  # absent on both: one process each
+    summary = json.loads((cand / "summary.json").read_text())
+    (cand / "summary.json").write_text(json.dumps({**summary, "world_size": 4}))
+    rep = build_report([root], tmp_path / "o2")
+    assert "world_size (DDP processes: BatchNorm batch per process): 1 vs 4" in rep.markdown
+    assert sorted(rep.runs.runs["world_size"]) == [1, 4]
+
+
 def test_cli_exit_codes(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(sweep), "--out", str(tmp_path / "r1")]) == 1  # a run failed: still written
     out = capsys.readouterr()
