@@ -4,7 +4,9 @@
   world_size 2, and at the end every rank holds the same weights and optimizer state;
   asking for more epochs resumes both ranks from last.pt, still in step;
 - SIGTERM to one rank only (a scheduler signalling one task) stops every rank at the
-  next agreed point: the run says `preempted`, torchrun exits, nothing waits forever.
+  next agreed point: the run says `preempted`, torchrun exits, nothing waits forever;
+- the loss the trainer back-propagates under DDP gives every rank the gradient of the
+  whole batch, as one process computes it (checked with real DDP over gloo).
 """
 from __future__ import annotations
 
@@ -143,3 +145,56 @@ def test_a_sweep_job_with_two_tasks_is_one_ddp_run(tmp_path: Path) -> None:
     assert (s["status"], s["world_size"], s["epochs_completed"]) == ("completed", 2, 2)
     logs = list(sweep_dir.rglob("train.log"))
     assert len(logs) == 1 and logs[0].read_text().count("epoch 2/2") == 1
+
+
+def _ddp_gradients(rank: int, world: int, init_file: str, imgs, targets, out: str) -> None:
+    """One rank: its half of the batch through DDP(model) in eval mode (BatchNorm on running
+    statistics, so the ranks' forward passes equal the single process's), the trainer's
+    loss_for_backward, backward; rank 0 saves the averaged gradients."""
+    import torch
+    import torch.distributed as dist
+
+    from yolo_core import build_model
+    from yolo_core.loss import compute_loss
+    from yolo_core.train.distributed import DistContext, loss_for_backward
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = build_model("yolov5n", nc=3).eval()
+    net = torch.nn.parallel.DistributedDataParallel(model)
+    per = imgs.shape[0] // world
+    mine = targets[(targets[:, 0] >= rank * per) & (targets[:, 0] < (rank + 1) * per)].clone()
+    mine[:, 0] -= rank * per
+    _, raw = net(imgs[rank * per:(rank + 1) * per])
+    loss, _ = compute_loss(model, raw, mine)
+    loss_for_backward(loss, DistContext(rank=rank, local_rank=rank, world_size=world)).backward()
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.named_parameters()}, out)
+    dist.destroy_process_group()
+
+
+def test_ddp_loss_gives_the_gradient_of_the_whole_batch(tmp_path: Path) -> None:
+    import torch
+    import torch.multiprocessing as mp
+
+    from yolo_core import build_model
+    from yolo_core.loss import compute_loss
+
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.rand(4, 3, 64, 64, generator=g)
+    # the same boxes in each half, so both ranks match the same number of targets: the
+    # box and class terms (means over matched targets) then add up exactly across ranks
+    boxes = [[0, 0.3, 0.3, 0.2, 0.3], [1, 0.7, 0.6, 0.1, 0.1], [2, 0.5, 0.5, 0.6, 0.5]]
+    targets = torch.tensor([[i, *b] for i in range(4) for b in boxes[: 2 + i % 2]], dtype=torch.float32)
+    out = tmp_path / "grads.pt"
+    mp.spawn(_ddp_gradients, args=(2, str(tmp_path / "init"), imgs, targets, str(out)), nprocs=2, join=True)
+    ddp = torch.load(out)
+
+    torch.manual_seed(0)
+    model = build_model("yolov5n", nc=3).eval()
+    _, raw = model(imgs)
+    compute_loss(model, raw, targets)[0].backward()
+    single = {n: p.grad for n, p in model.named_parameters()}
+    assert single.keys() == ddp.keys()
+    worst = max(((ddp[n] - single[n]).abs().max() / single[n].abs().max().clamp_min(1e-12)).item() for n in single)
+    assert worst < 1e-4, worst

@@ -93,6 +93,8 @@ def broadcast_from_main(ctx: DistContext, obj: Any) -> Any:
     return box[0]
 
 
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
+def loss_for_backward(loss: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """YOLOv5's loss is a sum over the batch (mean x batch size) and DDP averages gradients
+    over ranks: x world size gives every rank the gradient of the whole batch's loss, as
+    the official train.py does."""
+    return loss * ctx.world_size if ctx.enabled else loss

@@ -250,8 +250,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 preds = self.train_forward(imgs)
                 loss, items = self.loss_fn(preds, targets.to(self.device))
-                if self.dist.enabled:  # DDP averages the gradients over ranks; the loss is a sum (official)
-                    loss = loss * self.dist.world_size
+                loss = ddp.loss_for_backward(loss, self.dist)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {i} "
                                          f"(items box/obj/cls {items.tolist()}); lower lr0 or disable AMP")
