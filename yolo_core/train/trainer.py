@@ -4,6 +4,7 @@ One epoch = warmup-aware lr/momentum per iteration, AMP forward + loss, backward
 accumulation to the nominal batch, unscale -> clip -> step -> EMA. After each epoch the
 EMA model is validated, results.csv/summary.json are rewritten and last.pt (plus best.pt
 on a new best fitness) is saved atomically. A restarted run continues from last.pt.
+Stop signals are handled in preemption.py, several processes (DDP) in distributed.py.
 """
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ from ..models.checkpoint import load_checkpoint_weights
 from ..models.transfer import transfer_weights
 from ..optim import build_param_groups
 from .atomic import atomic_torch_save, atomic_write_json
+from . import distributed as ddp
 from .config import TrainConfig
 from .ema import ModelEMA
 from .optimizer import build_optimizer
-from . import distributed as ddp
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         write_pr_curve_csv, write_results_csv, write_summary)
@@ -286,8 +287,7 @@ class Trainer:
         YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
         # with DDP the other ranks wait in a collective: rank 0 must not leave on its own
         batches = self.val_loader if self.dist.enabled else self.stop.checked(self.val_loader)
-        return evaluate(model, batches, self.val_split, gt=self.val_gt,
-                        conf_thres=self.cfg.conf_thres,
+        return evaluate(model, batches, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
                         coco_backend=self.cfg.coco_backend, coco=coco)
