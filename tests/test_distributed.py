@@ -127,7 +127,7 @@ def test_sigterm_to_one_rank_stops_every_rank_as_preempted(tmp_path: Path) -> No
     assert "RANK 0 RAISED Preempted: another process of this run received signal SIGTERM" in log, log[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "preempted" and "another process" in summary["error"]
-    assert 1 <= summary["epochs_completed"] < 200
+    assert 0 < summary["epochs_completed"] < 200
 
 
 def test_a_sweep_job_with_two_tasks_is_one_ddp_run(tmp_path: Path) -> None:
