@@ -511,14 +511,10 @@ class Trainer:
         if not self.dist.enabled:
             self.stop.check()
             return
-        # SIGUSR2 (submitit: requeue) outranks SIGTERM, so rank 0 hands the run back for requeue
-        # when any rank got it
-        rank_of = {None: 0, "SIGTERM": 1, "SIGUSR2": 2}
-        agreed = ddp.agree_max(self.dist, rank_of.get(self.stop.signal_name, 1), self.device)
-        if agreed:
-            name = {1: "SIGTERM", 2: "SIGUSR2"}[agreed]
+        name = ddp.agree_stop(self.dist, self.stop.signal_name, self.device)
+        if name is not None:
             if self.stop.signal_name == name:
-                self.stop.check()
+                self.stop.check()  # this rank's own signal
             raise Preempted(f"another process of this run received signal {name}")
 
     def _final_evaluation(self) -> None:
