@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.launchers.pool import descendants
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,21 +85,9 @@ def test_two_ranks_stay_in_step_and_resume_together(tmp_path: Path) -> None:
     assert summary["axes"]["batch"] == 4   # the total over both ranks, as YOLOv5's --batch-size
 
 
-def _descendants(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids = [int(k) for k in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for k in kids:
-            out += [k, *_descendants(k)]
-    return out
-
-
 def _rank_pid(root_pid: int, rank: int) -> int | None:
     """The torchrun worker with RANK=rank among root_pid's descendants."""
-    for pid in _descendants(root_pid):
+    for pid in descendants(root_pid):
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:

@@ -98,7 +98,7 @@ def stop_local_jobs(jobs: Sequence[Any], grace_s: float = 30.0) -> None:
     """
     procs = [p for p in (getattr(j, "_process", None) for j in jobs) if p is not None and p.poll() is None]
     for p in procs:
-        controllers = [pid for pid in [p.pid, *_descendants(p.pid)] if "submitit.local._local" in _cmdline(pid)]
+        controllers = [pid for pid in [p.pid, *descendants(p.pid)] if "submitit.local._local" in _cmdline(pid)]
         for pid in controllers or [p.pid]:
             _signal(pid, signal.SIGTERM)
     deadline = time.time() + grace_s
@@ -106,7 +106,7 @@ def stop_local_jobs(jobs: Sequence[Any], grace_s: float = 30.0) -> None:
         try:
             p.wait(timeout=max(0.1, deadline - time.time()))
         except Exception:  # still alive after the grace period
-            for pid in _descendants(p.pid):
+            for pid in descendants(p.pid):
                 _signal(pid, signal.SIGKILL)
             p.kill()
             p.wait()
@@ -119,7 +119,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """All live descendants of pid (Linux /proc), deepest first."""
     out: list[int] = []
     try:
@@ -128,7 +128,7 @@ def _descendants(pid: int) -> list[int]:
     except OSError:
         return out
     for k in kids:
-        out += _descendants(k) + [k]
+        out += descendants(k) + [k]
     return out
 
 
