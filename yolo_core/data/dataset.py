@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from .augment import (augment_hsv, flip_lr, flip_ud, hwc_bgr_to_chw_rgb, letterbox, mixup, perspective_matrix,
                       random_perspective, source_window, warp_with_matrix, xywhn2xyxy, xyxy2xywhn)
@@ -227,16 +227,11 @@ class YOLODataset(Dataset):
                    ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Any]]:
         """Stack images; concatenate labels with column 0 = the item's position in the batch.
 
-        In a loader worker the image batch is stacked straight into shared memory (as
-        torch's default_collate does): otherwise sending it to the main process copies
-        the whole batch once more (20 MB per batch of 16 at 640).
+        The images go through torch's default_collate: in a loader worker it stacks them
+        straight into shared memory, so sending the batch to the main process copies
+        nothing more (20 MB per batch of 16 at 640).
         """
         ims, labels, indices, shapes = zip(*batch)
         for i, lb in enumerate(labels):
             lb[:, 0] = i
-        out = None
-        if torch.utils.data.get_worker_info() is not None and ims:
-            numel = sum(im.numel() for im in ims)
-            storage = ims[0]._typed_storage()._new_shared(numel, device=ims[0].device)
-            out = ims[0].new(storage).resize_(len(ims), *ims[0].shape)
-        return torch.stack(ims, 0, out=out), torch.cat(labels, 0), list(indices), list(shapes)
+        return default_collate(list(ims)), torch.cat(labels, 0), list(indices), list(shapes)
