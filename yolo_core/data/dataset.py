@@ -171,10 +171,9 @@ class YOLODataset(Dataset):
             window = (0, 0, 2 * s, 2 * s)
         else:
             window = source_window(M, size, (2 * s, 2 * s))
-        if self._canvas is None or self._canvas.shape[0] != 2 * s:
-            self._canvas = np.empty((2 * s, 2 * s, 3), np.uint8)
         canvas, labels4 = build_mosaic_window([hw for _, hw in known], [self.labels[i] for i in indices], load,
                                               s, xc, yc, window, self._canvas)
+        self._canvas = canvas  # reused by the next mosaic (build_mosaic_window allocates it once)
         img4, labels4 = warp_with_matrix(canvas, labels4, M, scale, size, perspective=bool(hyp["perspective"]),
                                          border=border)
         k0 = indices.index(index)
