@@ -63,10 +63,10 @@ def resize_long_side(im: np.ndarray, imgsz: int, augment: bool) -> np.ndarray:
     (area averaging avoids aliasing in the images that are scored).
     """
     h0, w0 = im.shape[:2]
-    r = imgsz / max(h0, w0)
-    if r != 1:
-        interp = cv2.INTER_LINEAR if (augment or r > 1) else cv2.INTER_AREA
-        im = cv2.resize(im, (int(w0 * r), int(h0 * r)), interpolation=interp)
+    if imgsz != max(h0, w0):
+        h, w = resized_shape((h0, w0), imgsz)
+        interp = cv2.INTER_LINEAR if (augment or imgsz > max(h0, w0)) else cv2.INTER_AREA
+        im = cv2.resize(im, (w, h), interpolation=interp)
     return im
 
 
@@ -154,8 +154,8 @@ def ram_bytes_needed(paths: Sequence[str], imgsz: int, hw0: Sequence[tuple[int, 
         return 0
 
     def nbytes(h0: int, w0: int) -> int:
-        r = imgsz / max(h0, w0)
-        return int(h0 * r) * int(w0 * r) * 3
+        h, w = resized_shape((h0, w0), imgsz)
+        return h * w * 3
 
     if hw0 is not None and all(s is not None for s in hw0):
         return sum(nbytes(*s) for s in hw0)
