@@ -48,11 +48,9 @@ def check_image(path: str) -> tuple[int, int]:
                     orientation = im.getexif().get(_ORIENTATION, 1)
                     if orientation in (5, 6, 7, 8):
                         w, h = h, w
-            if fmt in IMG_FORMATS and w >= 10 and h >= 10 and fmt in ("jpeg", "mpo", "png"):
+            if fmt in ("jpeg", "mpo", "png") and w >= 10 and h >= 10:
                 _check_end_marker(f, fmt)
-    except FileNotFoundError:
-        raise
-    except CorruptImage:
+    except FileNotFoundError:  # an OSError, but not a corrupt image
         raise
     except UnidentifiedImageError:
         raise CorruptImage("cannot read image header (UnidentifiedImageError: not an image format PIL "
