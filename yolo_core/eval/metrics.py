@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 IOU_THRESHOLDS = torch.linspace(0.5, 0.95, 10)  # mAP@0.5:0.95
 
@@ -26,8 +27,6 @@ def match_predictions(detections: torch.Tensor, labels: torch.Tensor,
     """
     correct = np.zeros((detections.shape[0], iouv.shape[0]), dtype=bool)
     if detections.shape[0] and labels.shape[0]:
-        from torchvision.ops import box_iou  # lazy: importing torchvision costs ~2 s of start-up
-
         iou = box_iou(labels[:, 1:].float(), detections[:, :4].float())
         correct_class = labels[:, 0:1] == detections[:, 5]
         for i in range(len(iouv)):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torchvision
 
 MAX_WH = 7680  # official class offset (px): boxes of different classes never overlap
 # Candidate scores materialised at once (elements); bounds memory when an untrained
@@ -165,8 +166,6 @@ def _bucketed_nms(img: torch.Tensor, box: torch.Tensor, conf: torch.Tensor, cls:
         end += s
         prev = g
     bounds.append((start, end))
-
-    import torchvision  # lazy: importing torchvision costs ~2 s of start-up (it imports torch._dynamo)
 
     keep = [torchvision.ops.nms(boxes[a:b], conf[a:b], iou_thres) + a for a, b in bounds]
     return order[torch.cat(keep)]
