@@ -104,9 +104,11 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
             if tc.axes["backbone"] == "cspdarknet_s":
                 assert tc.model == "yolov5s" and tc.optimizer == "sgd"
                 assert (tc.hyp["lr0"], tc.hyp["momentum"], tc.hyp["weight_decay"]) == (0.01, 0.937, 0.0005)
+                assert tc.hyp["warmup_bias_lr"] == 0.1
             else:
                 assert tc.model == "convnext_tiny" and tc.optimizer == "adamw"
                 assert (tc.hyp["lr0"], tc.hyp["weight_decay"]) == (0.0002, 0.05)
+                assert tc.hyp["warmup_bias_lr"] == 0.0   # as optimizer=adamw: SGD's 0.1 makes AdamW diverge
                 assert tc.model_kwargs == {"neck": "yolov5s", "pretrained": None, "drop_path_rate": 0.4}
             assert tc.axes["optimizer"] == tc.optimizer and tc.axes["lr0"] == tc.hyp["lr0"]
             if tc.axes["neck_init"] == "yolov5s":
