@@ -40,8 +40,9 @@ LOG = logging.getLogger(__name__)
 REQUEUE_EXIT_CODE = 99       # SGE reschedules a job whose script exits with 99
 _REQUEUE = {"requested": False}
 
-# qstat state letters -> submitit-style states (the watcher treats PENDING/RUNNING/... as not done)
-_INCOMPLETE = ("PENDING", "RUNNING", "REQUEUED", "UNKNOWN", "COMPLETING", "SUSPENDED")
+# states of a job that has not ended: submitit's list (core.InfoWatcher.is_done) plus SUSPENDED,
+# which qstat reports for s/S/T and submitit's list lacks
+_INCOMPLETE = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "SUSPENDED")
 
 
 def _qstat_state(code: str) -> str:
@@ -105,6 +106,10 @@ class SGEInfoWatcher(core.InfoWatcher):
 
     def get_state(self, job_id: str, mode: str = "standard") -> str:
         return self.get_info(job_id, mode=mode).get("State") or "UNKNOWN"
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        """submitit's test, with a suspended job counted as not done (the sweep keeps waiting)."""
+        return self.get_state(job_id, mode=mode).upper() not in _INCOMPLETE
 
     def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         text = string.decode() if isinstance(string, bytes) else string
@@ -314,14 +319,3 @@ def register_with_submitit() -> None:
     execs = plugins.get_executors()
     if "sge" not in execs:
         execs["sge"] = SGEExecutor  # type: ignore[index]
-
-
-def sge_available() -> bool:
-    """True when qsub/qstat answer (a reachable qmaster)."""
-    if shutil.which("qstat") is None:
-        return False
-    try:
-        return subprocess.run(["qstat"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
