@@ -147,7 +147,7 @@ def format_problems(checks: list[JobCheck]) -> str:
         which = f"job #{first.num}" if len(jobs) == 1 else \
             f"{len(jobs)} jobs (#{', #'.join(str(j.num) for j in jobs[:8])}{', ...' if len(jobs) > 8 else ''})"
         lines.append(f"- {which}, e.g. overrides: {' '.join(first.overrides) or '(none)'}")
-        lines += ["    " + ln for ln in err.splitlines() if ln.strip() and not ln.startswith("Config search path")]
+        lines += ["    " + ln for ln in err.splitlines()]  # describe_error dropped blanks and the search path
     return "\n".join(lines)
 
 
