@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from experiments.adapter import to_train_config
+from experiments.launchers.runs import final_map
 from experiments.loggers import build_logger
 from experiments.schema import register_configs
 from yolo_core.train.trainer import train
@@ -22,7 +23,7 @@ def main(cfg: DictConfig) -> float:
     run_name = hc.job.override_dirname or hc.job.name
     summary = train(to_train_config(cfg, out_dir=hc.runtime.output_dir, run_name=run_name),
                     logger=build_logger(cfg))
-    return (summary.get("metrics") or {}).get("map") or 0.0  # ranks > 0 of a DDP run report no metrics
+    return final_map(summary)
 
 
 if __name__ == "__main__":

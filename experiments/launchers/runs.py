@@ -34,6 +34,11 @@ def completed_summary(run_dir: str | Path) -> dict[str, Any] | None:
     return summary if summary is not None and summary.get("status") == "completed" else None
 
 
+def final_map(summary: dict[str, Any]) -> float:
+    """A run's return value for Hydra (its final mAP; 0.0 when absent, e.g. ranks > 0 of DDP)."""
+    return (summary.get("metrics") or {}).get("map") or 0.0
+
+
 def run_status(run_dir: str | Path) -> str | None:
     """status from summary.json (running/completed/failed/preempted), None without one."""
     summary = read_summary(run_dir)

@@ -52,14 +52,9 @@ class _Planned:
     cfg: DictConfig
 
 
-def _metric(summary: Dict[str, Any]) -> float:
-    """What experiments/train.py returns for a run: its final mAP (0.0 when absent)."""
-    return (summary.get("metrics") or {}).get("map") or 0.0
-
-
 def _completed_return(cfg: DictConfig, overrides: Sequence[str], summary: Dict[str, Any]) -> JobReturn:
     return JobReturn(overrides=list(overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
-                     task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED, _return_value=_metric(summary))
+                     task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED, _return_value=runs.final_map(summary))
 
 
 def _first_line(text: object, limit: int = 400) -> str:
