@@ -3,7 +3,7 @@
 - `jpeg_set`: 512 JPEGs of 640x480 with 5-30 boxes each, the set the official figures
   were measured on (YOLO layout: images/ + labels/ + data.yaml). The pictures are smooth
   colour fields with textured shapes and sensor-like noise so that a JPEG weighs about
-  what a COCO photo of that size does (~100-150 kB at quality 90): decoding time depends
+  like a photo of that size (~110 kB at quality 90, measured): decoding time depends
   on the entropy of the file, and flat synthetic images would decode unrealistically fast.
 - `index_set`: 118,287 label files (COCO train2017's count) with 1-15 rows each, beside
   tiny 32x32 JPEGs (indexing reads only an image's header and its last bytes, never the

@@ -47,7 +47,7 @@ class TrainConfig:
     amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
     amp_dtype: str = "float16"                   # float16 | bfloat16
     channels_last: bool = False                  # NHWC layout: the usual choice for AMP on GPUs; on this
-                                                 # CPU +6..13% at 320 px, -23..+8% at 640 (benchmarks/RESULTS.md)
+                                                 # CPU +6..17% at 320 px, -23..+21% at 640 (benchmarks/RESULTS.md)
     compile: bool = False                        # torch.compile the training forward (GPU; slow to start)
     seed: int = 0
     deterministic: bool = True
