@@ -1,6 +1,6 @@
 """Evaluation: NMS ms/image and COCO evaluation seconds.
 
-NMS (the logic of benchmarks/bench_nms.py): the eval-mode outputs of an untrained yolov5s
+NMS: the eval-mode outputs of an untrained yolov5s
 (nc=80, 25,200 boxes per 640x640 image) on letterboxed images of the generated JPEG set,
 through yolo_core's batched NMS and through the official-style per-image loop of
 tests/test_nms.py (without the official time limit, which would skip images). Two inputs:

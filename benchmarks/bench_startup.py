@@ -170,7 +170,7 @@ def main() -> None:
     rows.append(Row("memory", f"peak RSS, training {base['imgsz']} px b16 RAM cache, trainer process",
                     round(ram["rss_mb"]), "MB", None if args.quick else anchors.PEAK_RSS_MB, False, None,
                     note="8 optimizer steps (no validation)"))
-    rows.append(Row("memory", f"peak memory, same run, trainer + 2 loader workers (summed PSS)",
+    rows.append(Row("memory", "peak memory, same run, trainer + 2 loader workers (summed PSS)",
                     round(ram["tree_peak_pss_mb"]), "MB", None if args.quick else anchors.PEAK_RSS_MB, False, None,
                     note=f"summed RSS {ram['tree_peak_rss_mb']:.0f} MB counts pages shared by the forked "
                          f"workers once per process; sampled every 50 ms"))

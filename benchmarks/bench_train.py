@@ -32,11 +32,11 @@ def fake_targets(bs: int, per_image: int = 10, nc: int = 80, seed: int = 0):
 
 
 def make_step(name: str, bs: int, imgsz: int, channels_last: bool, device: str = "cpu", amp_dtype=None,
-              compile_model: bool = False, ema: bool = True, pin: bool = False):
+              compile_model: bool = False, ema: bool = True):
     """A closure running one training step of the trainer's recipe; returns it and the model.
 
     step() trains on a fixed uint8 batch that lives on `device` (synthetic tensors: no
-    host transfer); step(imgs, targets) on a batch from a loader (pinned when `pin`)."""
+    host transfer); step(imgs, targets) on a batch from a loader."""
     import torch
 
     from yolo_core import build_model

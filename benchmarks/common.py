@@ -13,8 +13,6 @@ import json
 import platform
 import resource
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +57,6 @@ def section_args() -> "argparse.Namespace":
 
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
-
-
-def repeat(fn: Callable[[], float], rounds: int) -> tuple[float, list[float]]:
-    """Median and all values of `rounds` calls of fn (each returns one figure)."""
-    vals = [fn() for _ in range(rounds)]
-    return median(vals), vals
 
 
 def set_threads(n: int = 2) -> None:
@@ -117,14 +109,3 @@ def write_rows(path: str | Path, rows: list[Row]) -> None:
 
 def read_rows(path: str | Path) -> list[Row]:
     return [Row(**d) for d in json.loads(Path(path).read_text())]
-
-
-class Stopwatch:
-    """with Stopwatch() as sw: ...; sw.s holds the seconds."""
-
-    def __enter__(self) -> "Stopwatch":
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.s = time.perf_counter() - self.t0

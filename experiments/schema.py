@@ -7,7 +7,7 @@ turns a composed config into yolo_core's TrainConfig and validates it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
