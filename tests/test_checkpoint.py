@@ -19,32 +19,46 @@ from yolo_core.models.official_keys import from_official
 
 
 @pytest.fixture(scope="module")
-def official_sd(reference_dir):
-    return load_checkpoint_weights(reference_dir / "yolov5s_seed0_official_format.pt")
+def official_sd(ref):
+    return load_checkpoint_weights(ref.official_format)
 
 
-def test_official_format_loads_under_our_names(official_sd, reference_dir):
+def test_official_format_loads_under_our_names(official_sd, ref):
     assert "models.yolo" not in sys.modules  # the official package is not needed
-    seed_state = from_official(torch.load(reference_dir / "yolov5s_seed0_state.pt"))
-    assert list(official_sd) == list(seed_state)  # 349 keys, state_dict order, anchors included
+    ours = build_model(ref.name, nc=80).state_dict()
+    assert list(official_sd) == list(ours)  # 349 keys, state_dict order, anchors included
     assert len(official_sd) == 349 and "head.anchors" in official_sd
+    for key, value in official_sd.items():
+        assert value.shape == ours[key].shape, key
+        if value.is_floating_point():
+            assert value.dtype == torch.float32, key  # fp16 in the file, fp32 out
+            assert torch.equal(value.half().float(), value), key  # the fp16 values, unchanged
+        else:
+            assert value.dtype == ours[key].dtype, key
+    torch.testing.assert_close(official_sd["head.anchors"], ours["head.anchors"], rtol=0, atol=0)
+
+
+def test_official_format_matches_the_fp32_state_it_was_saved_from(yolov5s_reference_dir):
+    """yolov5s: the official fp32 state dict, rounded to fp16, is what the official-format file holds."""
+    official_sd = load_checkpoint_weights(yolov5s_reference_dir / "yolov5s_seed0_official_format.pt")
+    seed_state = from_official(torch.load(yolov5s_reference_dir / "yolov5s_seed0_state.pt"))
+    assert list(official_sd) == list(seed_state)
     for key, value in official_sd.items():
         want = seed_state[key]
         if want.is_floating_point():
-            assert value.dtype == torch.float32, key  # fp16 in the file, fp32 out
             want = want.half().float()  # the file holds the fp16-rounded weights
         assert torch.equal(value, want), key
 
 
-def test_official_format_reproduces_official_eval_output(official_sd, reference_dir):
-    case = torch.load(reference_dir / "official_format_eval_case.pt")
-    model = build_model("yolov5s", nc=80)
-    model.load_state_dict(official_sd)
+def test_official_format_reproduces_official_eval_output(official_sd, ref):
+    """Decoded eval-mode output (running BN statistics, grid decode) of the official checkpoint's model."""
+    model = build_model(ref.name, nc=80)
+    model.load_state_dict(official_sd, strict=True)
     model.eval()
     with torch.no_grad():
-        y, _ = model(case["x"])
-    assert y.shape == case["y_eval"].shape
-    assert (y - case["y_eval"]).abs().max().item() <= 1e-3
+        y, _ = model(ref.x_eval)
+    assert y.shape == ref.y_eval.shape
+    assert (y - ref.y_eval).abs().max().item() <= ref.y_eval_atol
 
 
 class _SystemCall:
@@ -108,7 +122,7 @@ def test_yolov5_module_names_stay_inert(tmp_path, monkeypatch):
 
 
 def test_ema_preferred_over_model(reference_dir):
-    path = reference_dir / "yolov5s_seed0_official_format.pt"
+    path = reference_dir / "yolov5n_seed0_official_format.pt"
     model_obj, ema_obj = load_official_pickle(path)["model"], load_official_pickle(path)["model"]
     assert _official_model({"model": model_obj, "ema": ema_obj}, path) is ema_obj
     assert _official_model({"model": model_obj, "ema": None}, path) is model_obj
@@ -123,8 +137,16 @@ def test_own_checkpoint_and_bare_state_dict(tmp_path, reference_dir):
     loaded = load_checkpoint_weights(path)
     assert list(loaded) == list(sd) and all(torch.equal(loaded[k], sd[k]) for k in sd)
 
-    bare = load_checkpoint_weights(reference_dir / "yolov5s_seed0_state.pt")  # official key names
-    assert list(bare) == list(build_model("yolov5s", nc=80).state_dict())
+    # a bare state dict under the official key names, as torch.save(model.state_dict()) of the official code
+    official_path = reference_dir / "yolov5n_seed0_official_format.pt"
+    official = inert_state_dict(_official_model(load_official_pickle(official_path), official_path))  # fp16
+    torch.save(official, tmp_path / "bare.pt")
+    bare = load_checkpoint_weights(tmp_path / "bare.pt")
+    assert list(bare) == list(build_model("yolov5n", nc=80).state_dict())
+    want = from_official(official)
+    for key, value in bare.items():
+        assert value.dtype == (torch.float32 if want[key].is_floating_point() else want[key].dtype), key
+        assert torch.equal(value, want[key].to(value.dtype)), key
 
 
 def test_not_a_checkpoint(tmp_path):

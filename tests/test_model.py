@@ -6,9 +6,10 @@ import torch
 
 from yolo_core import build_model
 from yolo_core.models import count_params, gflops
+from yolo_core.models.checkpoint import _official_model, inert_state_dict, load_official_pickle
 from yolo_core.models.official_keys import from_official, to_official
 
-# ../shared/reference/README.md (official v7.0 counts, nc=80)
+# official v7.0 counts, nc=80 (tests/reference/README.md; yolov5n also in the cases file)
 OFFICIAL_PARAMS = {"yolov5n": 1_872_157, "yolov5s": 7_235_389, "yolov5m": 21_190_557,
                    "yolov5l": 46_563_709, "yolov5x": 86_749_405}
 
@@ -18,22 +19,83 @@ def test_param_counts_match_official(name):
     assert count_params(build_model(name, 80)) == OFFICIAL_PARAMS[name]
 
 
+def test_param_count_of_the_reference_model(ref):
+    """The count the official code reported for the reference model, and the parameters in its file."""
+    assert ref.n_params == OFFICIAL_PARAMS[ref.name]
+    model = build_model(ref.name, 80)
+    assert count_params(model) == ref.n_params
+    params = {n for n, _ in model.named_parameters()}
+    assert sum(v.numel() for k, v in ref.train_state.items() if k in params) == ref.n_params
+
+
 def test_yolov5s_gflops_at_640_within_2_percent_of_official():
     assert gflops(build_model("yolov5s", 80), 640) == pytest.approx(16.5, rel=0.02)
 
 
-def test_official_state_dict_loads_strict_and_round_trips(reference_dir):
-    official = torch.load(reference_dir / "yolov5s_seed0_state.pt")
-    model = build_model("yolov5s", 80)
+def official_file_state(path):
+    """The official checkpoint's tensors under the official key names, read by the restricted loader."""
+    return inert_state_dict(_official_model(load_official_pickle(path), path))
+
+
+def test_official_keys_and_shapes_match_ours(ref):
+    """Our state dict under official names: the official file's keys, in its order, with its shapes."""
+    official = official_file_state(ref.official_format)
+    ours = to_official(build_model(ref.name, 80).state_dict())
+    assert len(official) == 349 == len(ours)
+    assert list(ours) == list(official)
+    for key, value in official.items():
+        assert ours[key].shape == value.shape, key
+
+
+def test_official_state_dict_loads_strict_and_round_trips(ref):
+    official = {k: v.float() if v.is_floating_point() else v for k, v in official_file_state(ref.official_format).items()}
+    model = build_model(ref.name, 80)
     model.load_state_dict(from_official(official), strict=True)
     back = to_official(model.state_dict())
     assert set(back) == set(official)
     assert all(torch.equal(back[k], official[k]) for k in official)
 
 
-def test_fresh_buffers_equal_official_constructor(reference_dir):
-    """BN stats after the official stride probe (running_var 0.9, one tracked batch) and anchors."""
-    official = torch.load(reference_dir / "yolov5s_seed0_state.pt")
+def test_fresh_buffers_equal_official_constructor(yolov5n_ref):
+    """BN stats after the official stride probe (running_mean 0, running_var 0.9, one tracked batch),
+    BN momentum 0.03, anchors.
+
+    The yolov5n file was saved after one train-mode forward of the reference batch (two tracked
+    batches): our fresh buffers (fp16-rounded, like every float of the official model before the
+    cases were made), the file's weights and that one forward must give the file's buffers, to one
+    fp16 rounding (the file is fp16)."""
+    r = yolov5n_ref
+    model = build_model("yolov5n", 80)
+    fresh = model.state_dict()
+    params = {n for n, _ in model.named_parameters()}
+    buffers = [k for k in fresh if k not in params]
+    assert len(buffers) == 57 * 3 + 1
+    for k in buffers:
+        if k.endswith("num_batches_tracked"):
+            assert fresh[k].item() == 1, k
+        elif k.endswith("running_mean"):
+            assert torch.equal(fresh[k], torch.zeros_like(fresh[k])), k
+        elif k.endswith("running_var"):
+            torch.testing.assert_close(fresh[k], torch.full_like(fresh[k], 0.9), rtol=1e-7, atol=0, msg=k)
+    assert torch.equal(to_official(fresh)["model.24.anchors"].half(),
+                       official_file_state(r.official_format)["model.24.anchors"])  # anchors / stride
+    start = {k: r.train_state[k] if k in params else
+             (fresh[k].half().float() if fresh[k].is_floating_point() else fresh[k]) for k in fresh}
+    model.load_state_dict(start, strict=True)
+    model.train()
+    with torch.no_grad():
+        model(r.imgs)
+    after = model.state_dict()
+    for k in buffers:
+        if k.endswith("num_batches_tracked"):
+            assert after[k].item() == 2 == r.train_state[k].item(), k
+        else:
+            torch.testing.assert_close(after[k], r.train_state[k], rtol=2 ** -10, atol=1e-6, msg=k)
+
+
+def test_fresh_buffers_equal_official_constructor_yolov5s(yolov5s_reference_dir):
+    """The same on the yolov5s fp32 state, saved before any forward: equal to the last bit."""
+    official = torch.load(yolov5s_reference_dir / "yolov5s_seed0_state.pt")
     fresh = to_official(build_model("yolov5s", 80).state_dict())
     buffers = [k for k in official if "running" in k or "num_batches" in k or k.endswith("anchors")]
     assert len(buffers) == 57 * 3 + 1
@@ -41,24 +103,25 @@ def test_fresh_buffers_equal_official_constructor(reference_dir):
         assert torch.equal(fresh[k], official[k]), k
 
 
-def test_state_dict_keys_and_shapes_match_reference_list(reference_dir):
-    rows = [line.split("\t") for line in (reference_dir / "yolov5s_state_keys.txt").read_text().splitlines()]
+def test_state_dict_keys_and_shapes_match_reference_list(yolov5s_reference_dir):
+    rows = [line.split("\t") for line in (yolov5s_reference_dir / "yolov5s_state_keys.txt").read_text().splitlines()]
     ours = to_official(build_model("yolov5s", 80).state_dict())
     assert len(rows) == 349 == len(ours)
     for key, shape, _dtype in rows:
         assert tuple(ours[key].shape) == eval(shape), key
 
 
-def test_train_mode_outputs_reproduce_official(reference_dir):
-    case = torch.load(reference_dir / "loss_case.pt")
-    model = build_model("yolov5s", 80)
-    model.load_state_dict(from_official(torch.load(reference_dir / "yolov5s_seed0_state.pt")))
+def test_train_mode_outputs_reproduce_official(ref):
+    """Raw train-mode maps (BatchNorm on batch statistics) of the reference weights."""
+    model = build_model(ref.name, 80)
+    model.load_state_dict(ref.train_state, strict=True)
     model.train()
     with torch.no_grad():
-        preds = model(case["imgs"])
-    for i, p in enumerate(preds):
-        assert p.shape == case[f"pred{i}"].shape
-        assert (p - case[f"pred{i}"]).abs().max().item() <= 1e-4
+        preds = model(ref.imgs)
+    assert len(preds) == len(ref.preds) == 3
+    for p, want in zip(preds, ref.preds):
+        assert p.shape == want.shape
+        assert (p - want).abs().max().item() <= 1e-4
 
 
 @pytest.mark.parametrize("hw", [(64, 96), (160, 96), (96, 96)])
@@ -125,9 +188,9 @@ def test_bad_inputs_have_clear_errors():
         build_model("yolov9s", nc=80)
 
 
-def test_state_dict_of_another_size_is_refused_with_names(reference_dir):
-    official = from_official(torch.load(reference_dir / "yolov5s_seed0_state.pt"))
+def test_state_dict_of_another_size_is_refused_with_names(ref):
+    bigger = "yolov5m" if ref.name == "yolov5s" else "yolov5s"
     with pytest.raises(RuntimeError, match="size mismatch for backbone.stem.conv.weight"):
-        build_model("yolov5m", 80).load_state_dict(official)
+        build_model(bigger, 80).load_state_dict(ref.train_state)
     with pytest.raises(RuntimeError, match="size mismatch for head.m.0.weight"):
-        build_model("yolov5s", 3).load_state_dict(official)
+        build_model(ref.name, 3).load_state_dict(ref.train_state)

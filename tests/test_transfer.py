@@ -8,13 +8,16 @@ import torch
 
 from yolo_core import load_checkpoint_weights, transfer_weights
 from yolo_core.models import build_model
+from yolo_core.models.checkpoint import _official_model, inert_state_dict, load_official_pickle
 from yolo_core.models.official_keys import HEAD_LAYER, NECK_LAYERS, official_layer
 
 
 @pytest.fixture(scope="module")
 def source(reference_dir):
-    """The seeded official YOLOv5s (fp32, official key names read from the file)."""
-    return torch.load(reference_dir / "yolov5s_seed0_state.pt")
+    """The seeded official YOLOv5n (official key names as read from the official-format file, as fp32)."""
+    path = reference_dir / "yolov5n_seed0_official_format.pt"
+    sd = inert_state_dict(_official_model(load_official_pickle(path), path))
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def source_ours(source):
 
 def test_full_transfer_makes_state_equal(source, source_ours, caplog):
     torch.manual_seed(1)
-    model = build_model("yolov5s", nc=80)
+    model = build_model("yolov5n", nc=80)
     key = "neck.out_p3.cv1.conv.weight"
     assert not torch.equal(model.state_dict()[key], source_ours[key])
     with caplog.at_level(logging.INFO, logger="yolo_core.models.transfer"):
@@ -42,7 +45,7 @@ def test_full_transfer_makes_state_equal(source, source_ours, caplog):
 
 def test_class_count_mismatch_keeps_box_obj_rows(source_ours):
     torch.manual_seed(2)
-    model = build_model("yolov5s", nc=3)
+    model = build_model("yolov5n", nc=3)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     report = transfer_weights(model, source_ours, "all")
     assert report.num_transferred == 348 and len(report.partial) == 6
@@ -61,7 +64,7 @@ def test_class_count_mismatch_keeps_box_obj_rows(source_ours):
 
 
 def test_neck_head_into_convnext_nano(source, source_ours):
-    model = build_model("convnext_nano", nc=80, neck="yolov5s")
+    model = build_model("convnext_nano", nc=80, neck="yolov5n")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     report = transfer_weights(model, source, "neck_head")
     official_neck_head = [k for k in source if official_layer(k) in NECK_LAYERS or official_layer(k) == HEAD_LAYER]
@@ -79,10 +82,10 @@ def test_neck_head_into_convnext_nano(source, source_ours):
 
 
 def test_shape_mismatch_is_reported(source_ours):
-    model = build_model("yolov5n", nc=80)
+    model = build_model("yolov5s", nc=80)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     report = transfer_weights(model, source_ours, "all")
-    # n vs s: only the BN counters and the head biases (255 outputs either way) agree in shape
+    # n into s: only the BN counters and the head biases (255 outputs either way) agree in shape
     biases = {f"head.m.{i}.bias" for i in range(3)}
     assert {k for k in report.transferred if not k.endswith("num_batches_tracked")} == biases
     float_keys = [k for k, v in init.items() if v.is_floating_point() and k != "head.anchors" and k not in biases]
@@ -101,6 +104,6 @@ def test_missing_keys_and_bad_scope(source_ours):
 
 def test_official_checkpoint_roundtrip(reference_dir):
     """The path a user takes: official .pt -> load_checkpoint_weights -> transfer."""
-    sd = load_checkpoint_weights(reference_dir / "yolov5s_seed0_official_format.pt")
-    model = build_model("yolov5s", nc=80)
+    sd = load_checkpoint_weights(reference_dir / "yolov5n_seed0_official_format.pt")
+    model = build_model("yolov5n", nc=80)
     assert transfer_weights(model, sd, "all").num_transferred == 348
