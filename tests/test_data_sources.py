@@ -103,7 +103,8 @@ def test_polygon_rows_become_boxes(tmp_path):
 def test_coco_layout_uses_val_json_and_91_ids(tmp_path):
     ds_root, _ = _yolo_set(tmp_path)
     (ds_root / "annotations").mkdir()
-    (ds_root / "annotations/instances_val2017.json").write_text("{}")
+    (ds_root / "annotations/instances_val2017.json").write_text(
+        json.dumps({"images": [{"id": 139, "file_name": "000000000139.jpg"}], "annotations": [], "categories": []}))
     names = [f"c{i}" for i in range(80)]
     ds = load_dataset(_yaml(ds_root / "coco.yaml", {"path": ".", "train": "images/train", "val": "images/val",
                                                       "names": names}))
@@ -210,9 +211,10 @@ def test_class_out_of_range_is_a_config_error_naming_file_line_nc(tmp_path):
 def test_bad_rows_skip_the_image_with_one_warning(tmp_path, caplog, row):
     ds_root, y = _yolo_set(tmp_path)
     lab = _label(ds_root / "images/train/000000000009.jpg", f"0 0.5 0.5 0.1 0.1\n{row}\n")
+    _label(_img(ds_root / "images/train/000000000040.jpg"), "0 0.5 0.5 0.2 0.2\n")  # a split needs labels
     with caplog.at_level(logging.WARNING, logger="yolo_core"):
         ds = load_dataset(y)
-    assert [r.image_id for r in ds.train.records] == [25]
+    assert [r.image_id for r in ds.train.records] == [25, 40]
     assert ds.train.skipped == {"bad_label": 1, "missing_label": 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(lab) in warnings[0] and "line 2" in warnings[0]

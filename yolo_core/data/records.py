@@ -65,3 +65,11 @@ class DetectionDataset:
     @property
     def nc(self) -> int:
         return len(self.names)
+
+
+def no_labels_error(source: str, split: str, where: str, fix: str) -> ValueError:
+    """The error for a split without a single box (YOLOv5: "No labels found ... can not start
+    training"). Raised for val too: a run scored on no boxes ends `completed` with mAP null,
+    which looks like a result; where says what was looked at, fix how to continue."""
+    return ValueError(f"{source}: split {split!r} has no labels: {where}. A detector cannot be trained or "
+                      f"scored without boxes (YOLOv5: 'No labels found'); {fix}")

@@ -18,6 +18,7 @@ import logging
 #   duplicate_label  label row removed (identical to an earlier row of the same image)
 #   crowd_annotation COCO annotation with iscrowd=1, not used as a training label
 #   bad_box          COCO annotation dropped: box of zero size after clipping to the image
+#   clipped_box      COCO box KEPT but clipped: it reached > 1e-3 px outside the image
 EXAMPLES_PER_REASON = 3
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from .coco_ids import coco80_to_coco91_class
-from .coco_json import coco_categories, load_coco_split, read_coco_json
+from .coco_json import check_gt_json, coco_categories, load_coco_split, read_coco_json
 from .records import DatasetSplit, DetectionDataset
 from .yolo_txt import list_images, load_yolo_split
 
@@ -138,6 +138,8 @@ def _load_yolo_form(data: dict, root: Path, source: str, name: str, workers: int
     if coco_json.is_file() and not is_coco:
         LOGGER.warning("%s: %s exists but the set has %d classes, not COCO's 80: not using it for val",
                        source, coco_json, len(names))
+    if is_coco:  # evaluation scores against this file: refuse one pycocotools would misread
+        check_gt_json(coco_json)
     category_ids = coco80_to_coco91_class() if is_coco else list(range(len(names)))
     splits: dict[str, DatasetSplit] = {}
     for key in SPLITS:

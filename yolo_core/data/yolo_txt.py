@@ -18,7 +18,7 @@ import numpy as np
 
 from .image_check import CorruptImage, check_image, is_image_file, scan_map
 from .index_cache import index_key, load_index, save_index
-from .records import DatasetSplit, ImageRecord
+from .records import DatasetSplit, ImageRecord, no_labels_error
 from .skips import SkipLog
 
 LOGGER = logging.getLogger(__name__)
@@ -152,6 +152,23 @@ def _scan_one(image_path: str, nc: int) -> tuple:
     return ("ok", labels, w, h, n_dup, True)
 
 
+def _no_labels(split: str, source: str, image_paths: list[str], n_missing: int) -> ValueError:
+    """Say where the labels were looked for: a misnamed labels folder makes every image a
+    background image, which would otherwise train and score on nothing."""
+    folders = sorted({os.path.dirname(image_to_label_path(p)) for p in image_paths})
+    shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
+    n = len(image_paths)
+    if n_missing == n:
+        where = f"none of its {n} images has a label file (looked in {shown})"
+    else:
+        where = f"the {n - n_missing} label files found for its {n} images (in {shown}) hold no boxes"
+    sep = f"{os.sep}images{os.sep}"
+    layout = ("the label of .../images/x.jpg is .../labels/x.txt (the last 'images' folder replaced by "
+              "'labels', as in YOLOv5)" if any(sep in p for p in image_paths) else
+              f"no image path has an '{sep}' folder, so labels are looked for beside the images as .txt")
+    return no_labels_error(source, split, where, f"{layout}; check the labels folder's name and place")
+
+
 def assign_image_ids(paths: list[str]) -> list[int]:
     """int(stem) for numeric stems (COCO's file names are their ids), else a running index.
 
@@ -210,6 +227,8 @@ def load_yolo_split(name: str, image_paths: list[str], names: list[str], categor
     if not kept:
         why = f" (all {len(image_paths)} skipped: {skips.counts})" if image_paths else " (no image files found)"
         raise ValueError(f"{source}: split {name!r} has no usable images{why}")
+    if not any(len(k[1]) for k in kept):
+        raise _no_labels(name, source, [k[0] for k in kept], skips.counts.get("missing_label", 0))
     ids = assign_image_ids([k[0] for k in kept])
     records = [ImageRecord(path=p, image_id=i, labels=lb, width=w, height=h)
                for (p, lb, w, h), i in zip(kept, ids)]
