@@ -37,6 +37,8 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
         optimizer=opt["name"], schedule=sch["name"], hyp=hyp, label_smoothing=tr["label_smoothing"],
         warmup_min_iters=sch["warmup_min_iters"], backbone_lr_mult=bb["lr_mult"], layer_decay=bb["layer_decay"],
         freeze_backbone_epochs=bb["freeze_epochs"], ema=tr["ema"], patience=tr["patience"],
+        max_nonfinite_steps=tr["max_nonfinite_steps"], noautoanchor=tr["noautoanchor"],
+        round_init_fp16=tr["round_init_fp16"],
         device=tr["device"], amp=tr["amp"], channels_last=tr["channels_last"], seed=c["seed"],
         coco_backend=tr["coco_backend"], resume=tr["resume"],
     ).validate()

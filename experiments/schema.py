@@ -83,7 +83,10 @@ class TrainConf:
     workers: int = 8
     device: str = "auto"
     amp: Optional[bool] = None
-    patience: int = 100
+    patience: int = 100                 # 0: no early stopping (as YOLOv5)
+    max_nonfinite_steps: int = 20       # consecutive skipped non-finite optimizer steps before failing
+    noautoanchor: bool = False          # YOLOv5's --noautoanchor
+    round_init_fp16: Optional[bool] = None  # null: YOLOv5 models round their starting weights through fp16
     label_smoothing: float = 0.0
     ema: bool = True
     channels_last: bool = False

@@ -4,18 +4,20 @@ Target assignment: each target is paired with every anchor whose wh ratio is wit
 anchor_t, and placed in its own grid cell plus the two nearest neighbours (offset 0.5).
 Box loss is 1 - CIoU, objectness is BCE against the detached, clamped CIoU at matched
 cells (level balance 4.0 / 1.0 / 0.4), class loss is BCE with optional label smoothing;
-fl_gamma > 0 wraps both BCEs in the focal modulation. CIoU comes from torchvision.ops
-(complete_box_iou_loss), which reproduces the official loss_case to the last digit.
+fl_gamma > 0 wraps both BCEs in the focal modulation. CIoU is the official bbox_iou on
+centre-size boxes (see ciou); torchvision's complete_box_iou_loss works on corners, whose
+difference loses a collapsed box's size and returns NaN where the official stays finite.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_convert, complete_box_iou_loss
 
 # hyp.scratch-low loss keys, label smoothing 0 (train.py's CLI default).
 DEFAULT_LOSS_HYP: dict[str, float] = {
@@ -34,6 +36,49 @@ def scale_loss_gains(hyp: Mapping[str, float], nc: int, imgsz: int, nl: int = 3)
     out["cls"] = hyp["cls"] * nc / 80 * 3 / nl
     out["obj"] = hyp["obj"] * (imgsz / 640) ** 2 * 3 / nl
     return out
+
+
+_MIN_SIDE = 1e-6  # grid cells: below it a box's aspect angle carries no gradient (see _aspect_angle)
+
+
+def _aspect_angle(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """atan(w / h), the official CIoU's aspect term, defined for every w, h >= 0.
+
+    Where both sides are at least _MIN_SIDE it is the official expression, gradient
+    included. A collapsed side (a width or height that underflowed) makes w / h inf or
+    0/0 and its gradient inf or NaN; there the angle takes its limit, atan2(w, h)
+    (pi/2 for h = 0, 0 for an empty box), without a gradient: the IoU and centre-distance
+    terms still pull such a box back.
+    """
+    live = (w >= _MIN_SIDE) & (h >= _MIN_SIDE)
+    with torch.no_grad():
+        limit = torch.atan2(w, h)
+    ratio = torch.where(live, w, 0.0) / torch.where(live, h, 1.0)  # no inf/NaN even in the unused branch
+    return torch.where(live, torch.atan(ratio), limit)
+
+
+def ciou(box1: torch.Tensor, box2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Complete IoU of (n, 4) xywh box pairs, the official bbox_iou(xywh=True, CIoU=True).
+
+    Finite for any non-negative sizes (see _aspect_angle); elsewhere equal to the official
+    to float32 rounding.
+    """
+    (x1, y1, w1, h1), (x2, y2, w2, h2) = box1.unbind(-1), box2.unbind(-1)
+    w1_, h1_, w2_, h2_ = w1 / 2, h1 / 2, w2 / 2, h2 / 2
+    b1_x1, b1_x2, b1_y1, b1_y2 = x1 - w1_, x1 + w1_, y1 - h1_, y1 + h1_
+    b2_x1, b2_x2, b2_y1, b2_y2 = x2 - w2_, x2 + w2_, y2 - h2_, y2 + h2_
+    inter = ((torch.min(b1_x2, b2_x2) - torch.max(b1_x1, b2_x1)).clamp(0)
+             * (torch.min(b1_y2, b2_y2) - torch.max(b1_y1, b2_y1)).clamp(0))
+    union = w1 * h1 + w2 * h2 - inter + eps
+    iou = inter / union
+    cw = torch.max(b1_x2, b2_x2) - torch.min(b1_x1, b2_x1)
+    ch = torch.max(b1_y2, b2_y2) - torch.min(b1_y1, b2_y1)
+    c2 = cw ** 2 + ch ** 2 + eps
+    rho2 = ((b2_x1 + b2_x2 - b1_x1 - b1_x2) ** 2 + (b2_y1 + b2_y2 - b1_y1 - b1_y2) ** 2) / 4
+    v = (4 / math.pi ** 2) * torch.pow(_aspect_angle(w2, h2) - _aspect_angle(w1, h1), 2)
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return iou - (rho2 / c2 + v * alpha)
 
 
 class _BCE(nn.Module):
@@ -103,10 +148,9 @@ class YOLOv5Loss:
                 pxy, pwh, _, pcls = p[m.b, m.a, m.gj, m.gi].split((2, 2, 1, self.nc), 1)
                 pxy = pxy.sigmoid() * 2 - 0.5
                 pwh = (pwh.sigmoid() * 2) ** 2 * m.anchor_wh
-                ciou_loss = complete_box_iou_loss(box_convert(torch.cat((pxy, pwh), 1), "cxcywh", "xyxy"),
-                                                  box_convert(m.box, "cxcywh", "xyxy"))
-                lbox += ciou_loss.mean()
-                tobj[m.b, m.a, m.gj, m.gi] = (1.0 - ciou_loss.detach()).clamp(0).to(tobj.dtype)
+                iou = ciou(torch.cat((pxy, pwh), 1), m.box)
+                lbox += (1.0 - iou).mean()
+                tobj[m.b, m.a, m.gj, m.gi] = iou.detach().clamp(0).to(tobj.dtype)
                 if self.nc > 1:
                     t = torch.full_like(pcls, self.cn)
                     t[range(n), m.cls] = self.cp

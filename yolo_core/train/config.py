@@ -41,7 +41,11 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0
     clip_grad: float = 10.0
     ema: bool = True
-    patience: int = 100
+    patience: int = 100                          # epochs without a better fitness before stopping; 0: never
+    max_nonfinite_steps: int = 20                # consecutive skipped (non-finite) optimizer steps before failing
+    noautoanchor: bool = False                   # true: keep the model's anchors (official --noautoanchor)
+    round_init_fp16: bool | None = None          # round starting weights through fp16 as the official train.py;
+                                                 # None: for the YOLOv5 family, not for timm trunks
     # runtime
     device: str = "auto"                         # auto | cpu | cuda | cuda:N
     amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
@@ -91,6 +95,10 @@ class TrainConfig:
             problems.append(f"compile={self.compile!r} must be true or false")
         if self.coco_backend not in ("pycocotools", "faster_coco_eval"):
             problems.append(f"coco_backend={self.coco_backend!r} must be 'pycocotools' or 'faster_coco_eval'")
+        if self.patience < 0:
+            problems.append(f"patience={self.patience} must be >= 0 (0 disables early stopping)")
+        if self.max_nonfinite_steps < 1:
+            problems.append(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1")
         if self.backbone_lr_mult <= 0:
             problems.append(f"backbone_lr_mult={self.backbone_lr_mult} must be > 0")
         if problems:

@@ -30,7 +30,8 @@ STATUSES = ("running", "completed", "failed", "preempted")
 
 
 def results_header(n_lr_groups: int) -> list[str]:
-    return [*RESULTS_COLUMNS, *(f"x/lr{i}" for i in range(n_lr_groups)), "time/epoch_s", "train/images_per_s"]
+    return [*RESULTS_COLUMNS, *(f"x/lr{i}" for i in range(n_lr_groups)), "time/epoch_s", "train/images_per_s",
+            "train/nonfinite_steps"]
 
 
 def write_results_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], header: Sequence[str]) -> None:

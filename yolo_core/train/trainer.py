@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import DetectionDataset
-from ..data.dataset import YOLODataset
+from ..data.dataset import YOLODataset, record_hw
 from ..data.loader import build_dataloader
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
@@ -31,11 +31,12 @@ from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import PR_RECALL, fitness
 from ..loggers import RunLogger
 from ..loss import YOLOv5Loss, scale_loss_gains
-from ..models import build_model, model_facts
+from ..models import build_model, list_models, model_facts
 from ..models.checkpoint import load_checkpoint_weights
 from ..models.transfer import transfer_weights
 from ..optim import build_param_groups
 from .atomic import atomic_torch_save, atomic_write_json
+from .autoanchor import check_anchors
 from . import distributed as ddp
 from .config import TrainConfig
 from .ema import ModelEMA
@@ -43,7 +44,8 @@ from .optimizer import build_optimizer
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         write_pr_curve_csv, write_results_csv, write_summary)
-from .schedule import lr_lambda, warmup_iterations, warmup_value
+from .nonfinite import NonFiniteSteps
+from .schedule import lr_lambda, schedule_epoch, warmup_iterations, warmup_value
 
 LOG = logging.getLogger("yolo_core.train")
 STOP_SYNC_EVERY = 10  # with DDP: iterations between the collectives that agree on a stop signal
@@ -112,8 +114,9 @@ class Trainer:
         self.amp_dtype = getattr(torch, self.cfg.amp_dtype)
         self.rows: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.best_fitness = -1.0
+        self.best_fitness = 0.0  # as the official: an epoch of fitness 0 still writes best.pt
         self.best_epoch = -1
+        self.nonfinite = NonFiniteSteps(config.max_nonfinite_steps)
         self.train_seconds = 0.0
         self.train_images = 0
         self.wall_before = 0.0  # wall time of earlier attempts of this run (resume)
@@ -183,6 +186,8 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "train_images": self.train_images,
             "last_opt_step": self.last_opt_step,
+            "nonfinite_steps": self.nonfinite.total,
+            "autoanchor": self.summary.get("autoanchor"),
             "accumulate": self.accumulate,
             "wall_time_s": self.wall_before + (time.time() - self.t_start),
             "rng": rng_state(),
@@ -207,12 +212,18 @@ class Trainer:
         self.train_seconds, self.train_images = state["train_seconds"], state["train_images"]
         self.wall_before = state["wall_time_s"]
         self.last_opt_step, self.accumulate = state["last_opt_step"], state["accumulate"]
+        self.nonfinite.total = state.get("nonfinite_steps", 0)
+        if state.get("autoanchor") is not None:
+            self.summary["autoanchor"] = state["autoanchor"]
         self._resume_rng = state["rng"]
         LOG.info("resumed from %s at epoch %d", last, self.start_epoch)
 
     # ------------------------------------------------------------------ loop
-    def _set_lr(self, ni: int, nw: int, epoch: int) -> None:
-        hyp, lf = self.cfg.hyp, self.lf(epoch)
+    def _set_lr(self, ni: int, nw: int, epoch: int, nb: int) -> None:
+        """The official lr/momentum at iteration ni: warmup towards lf(epoch), then the
+        once-per-epoch LambdaLR value (see schedule.py)."""
+        hyp = self.cfg.hyp
+        lf = self.lf(epoch if ni <= nw else schedule_epoch(epoch, nb, nw))
         for g in self.optimizer.param_groups:
             target = g["initial_lr"] * lf
             if ni <= nw:
@@ -232,6 +243,8 @@ class Trainer:
         self.train_set_epoch(epoch)
         nb = len(self.train_loader)
         mloss = torch.zeros(3, device=self.device)
+        n_finite = torch.zeros((), device=self.device)  # batches in mloss: a non-finite loss is left out
+        nonfinite_before = self.nonfinite.total
         self.optimizer.zero_grad(set_to_none=True)
         accumulate = self.accumulate
         t0 = time.perf_counter()
@@ -247,25 +260,29 @@ class Trainer:
                 imgs = imgs.contiguous(memory_format=torch.channels_last)
             if ni <= nw:
                 accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg.nbs / cfg.batch_size]).round()))
-            self._set_lr(ni, nw, epoch)
+            self._set_lr(ni, nw, epoch, nb)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 preds = self.train_forward(imgs)
                 loss, items = self.loss_fn(preds, targets.to(self.device))
                 loss = ddp.loss_for_backward(loss, self.dist)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {i} "
-                                         f"(items box/obj/cls {items.tolist()}); lower lr0 or disable AMP")
+            # a non-finite loss is backpropagated too: its NaN gradient makes the step below skip,
+            # on every DDP process alike (they all see the averaged gradient)
             self.scaler.scale(loss).backward()
             if ni - self.last_opt_step >= accumulate:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
+                finite = bool(torch.isfinite(norm))  # GradScaler.step syncs here as well
+                self.nonfinite.record(finite, f"epoch {epoch}, iteration {i}")
+                if finite:
+                    self.scaler.step(self.optimizer)
+                self.scaler.update()  # after a skip: a smaller fp16 loss scale
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.ema:
+                if self.ema and finite:
                     self.ema.update(model)
                 self.last_opt_step = ni
-            mloss = (mloss * i + items) / (i + 1)
+            ok = torch.isfinite(items).all()  # the official running mean, over finite batches only
+            mloss = torch.where(ok, (mloss * n_finite + items) / (n_finite + 1), mloss)
+            n_finite += ok
             n_images += imgs.shape[0] * self.dist.world_size
             if not bar.disable:  # formatting reads the values: a device sync per step on a GPU
                 bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
@@ -274,6 +291,7 @@ class Trainer:
         self.train_images += n_images
         self.accumulate = accumulate
         self.epoch_images_per_s = n_images / max(seconds, 1e-9)
+        self.epoch_nonfinite = self.nonfinite.total - nonfinite_before
         return mloss
 
     def train_set_epoch(self, epoch: int) -> None:
@@ -305,6 +323,7 @@ class Trainer:
             row[f"x/lr{i}"] = g["lr"]
         row["time/epoch_s"] = seconds
         row["train/images_per_s"] = self.epoch_images_per_s
+        row["train/nonfinite_steps"] = self.epoch_nonfinite
         return row
 
     # ------------------------------------------------------------------ summary
@@ -334,6 +353,7 @@ class Trainer:
         self.summary["best_epoch"] = self.best_epoch if self.best_epoch >= 0 else None
         if self.train_seconds > 0:
             self.summary["train_images_per_s"] = round(self.train_images / self.train_seconds, 3)
+        self.summary["nonfinite_steps"] = self.nonfinite.total
         write_summary(self.run_dir / "summary.json", self.summary)
 
     def _completed_summary(self) -> dict[str, Any] | None:
@@ -430,11 +450,6 @@ class Trainer:
                                  "backbone_gflops": round(facts_640["backbone_gflops"], 3)}
         LOG.info("model %s: %d params, %.2f GFLOPs at 640", cfg.model, facts["params"], facts_640["gflops"])
 
-        hyp = scale_loss_gains({**cfg.hyp, "label_smoothing": cfg.label_smoothing}, self.data.nc, cfg.imgsz,
-                               model.head.nl)
-        self.loss_fn = YOLOv5Loss(model.head.anchors, self.data.nc,
-                                  {k: hyp[k] for k in ("box", "obj", "cls", "cls_pw", "obj_pw", "anchor_t",
-                                                       "fl_gamma", "label_smoothing")})
         self.accumulate = max(round(cfg.nbs / cfg.batch_size), 1)
         weight_decay = cfg.hyp["weight_decay"] * cfg.batch_size * self.accumulate / cfg.nbs
         groups = build_param_groups(model, weight_decay, backbone_lr_mult=cfg.backbone_lr_mult,
@@ -444,12 +459,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
         self.ema = ModelEMA(model) if cfg.ema and self.dist.is_main else None
         self.train_set, self.val_set, self.train_loader, self.val_loader = self._build_loaders(self.data)
+        if self.dist.is_main and not (cfg.resume and (self.ckpt_dir / "last.pt").is_file()):
+            self._prepare_fresh_model(model)
         self._resume_rng = None
         self.last_opt_step = -1
         self._resume()
-        if self.dist.enabled:  # after the resume: DDP starts from rank 0's weights anyway
+        if self.dist.enabled:  # after the resume: DDP starts from rank 0's weights (and anchors) anyway
             self.train_forward = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.loss_fn = self._build_loss(model)  # the anchors are final now
         if cfg.compile:
             self.train_forward = torch.compile(self.train_forward)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
@@ -461,7 +479,6 @@ class Trainer:
         nw = warmup_iterations(cfg.hyp["warmup_epochs"], nb, cfg.warmup_min_iters)
         if self._resume_rng is not None:
             set_rng_state(self._resume_rng)
-        self.stale = 0
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             mloss = self._train_epoch(epoch, nw)
@@ -478,6 +495,28 @@ class Trainer:
         self.stop.check()
         self._final_evaluation()
 
+    def _prepare_fresh_model(self, model: torch.nn.Module) -> None:
+        """What the official train.py does to a fresh model once the data is loaded (rank 0;
+        DDP broadcasts the result): AutoAnchor, then round all weights through fp16."""
+        cfg = self.cfg
+        if not cfg.noautoanchor:
+            records = self.train_set.records
+            image_wh = np.array([record_hw(r)[::-1] for r in records], dtype=np.float64)
+            self.summary["autoanchor"] = check_anchors(model.head, image_wh, self.train_set.labels, cfg.imgsz,
+                                                       cfg.hyp["anchor_t"], seed=cfg.seed)
+        round_fp16 = cfg.round_init_fp16 if cfg.round_init_fp16 is not None else cfg.model in list_models()
+        if round_fp16:  # official: model.half().float(), "pre-reduce anchor precision"
+            model.half().float()
+        self.summary["round_init_fp16"] = bool(round_fp16)
+
+    def _build_loss(self, model: torch.nn.Module) -> YOLOv5Loss:
+        cfg = self.cfg
+        hyp = scale_loss_gains({**cfg.hyp, "label_smoothing": cfg.label_smoothing}, self.data.nc, cfg.imgsz,
+                               model.head.nl)
+        return YOLOv5Loss(model.head.anchors, self.data.nc,
+                          {k: hyp[k] for k in ("box", "obj", "cls", "cls_pw", "obj_pw", "anchor_t", "fl_gamma",
+                                               "label_smoothing")})
+
     def _close_epoch(self, epoch: int, mloss: torch.Tensor, t0: float, header: list[str]) -> str | None:
         """Rank 0 after each epoch: validate, results.csv, best.pt/last.pt, logger, summary.
         Returns why training should stop early, or None."""
@@ -487,7 +526,7 @@ class Trainer:
         row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
         self.rows.append(row)
         fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
-        improved = fi > self.best_fitness
+        improved = fi >= self.best_fitness  # the official saves best.pt on ties too
         if improved:
             self.best_fitness, self.best_epoch = fi, epoch
         write_results_csv(self.run_dir / "results.csv", self.rows, header)
@@ -501,9 +540,11 @@ class Trainer:
         LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
                  [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
                  row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
-        self.stale = 0 if improved else self.stale + 1
-        return (f"no improvement for {cfg.patience} epochs" if self.stale >= cfg.patience
-                else self.logger.should_stop())
+        # the official EarlyStopping; derived from best_epoch (in last.pt), so a resumed run stops
+        # where an uninterrupted one would. patience 0 disables it, as in YOLOv5
+        if cfg.patience and epoch - self.best_epoch >= cfg.patience:
+            return f"no improvement for {cfg.patience} epochs"
+        return self.logger.should_stop()
 
     def _check_stop(self) -> None:
         """Raise Preempted when a stop signal reached this process, or, with DDP, any process
