@@ -22,11 +22,12 @@ import json
 import logging
 import math
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .image_check import CorruptImage, check_image, scan_map
+from .image_check import DEFAULT_MAX_IMAGE_PIXELS, CorruptImage, check_image, scan_map, verify_pixels
 from .records import DatasetSplit, ImageRecord, no_labels_error
 from .skips import SkipLog
 from .yolo_txt import dedupe_rows
@@ -113,10 +114,12 @@ def coco_categories(data: dict, path: str | Path) -> tuple[list[str], list[int]]
 
 
 def load_coco_split(name: str, json_path: str | Path, image_dir: str | Path, *, source: str,
-                    workers: int = 8, data: dict | None = None) -> DatasetSplit:
+                    workers: int = 8, data: dict | None = None,
+                    max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS, decode: bool = False) -> DatasetSplit:
     """Parse one split: check each listed image on disk, convert its annotations to labels.
 
     data: the already-read json (read_coco_json(json_path)), to avoid reading it twice.
+    max_pixels and decode: see image_check.py (decode=True for the val split).
     """
     json_path = Path(json_path)
     data = read_coco_json(json_path) if data is None else data
@@ -141,7 +144,7 @@ def load_coco_split(name: str, json_path: str | Path, image_dir: str | Path, *, 
     order = list(images)
     paths = [_image_path(image_dir, images[i]) for i in order]
     records = []
-    for iid, path, res in zip(order, paths, scan_map(_check, paths, workers)):
+    for iid, path, res in zip(order, paths, scan_map(partial(_check, max_pixels=max_pixels, decode=decode), paths, workers)):
         im = images[iid]
         if isinstance(res, tuple) and res[0] == "skip":
             skips.add(res[1], path, res[2])
@@ -202,9 +205,12 @@ def _image_path(image_dir: Path, im: dict) -> str:
     return fn if os.path.isabs(fn) else str(image_dir / fn)
 
 
-def _check(path: str) -> tuple:
+def _check(path: str, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS, decode: bool = False) -> tuple:
     try:
-        return check_image(path)
+        size = check_image(path, max_pixels)
+        if decode:
+            verify_pixels(path)
+        return size
     except FileNotFoundError:
         return ("skip", "missing_image", "listed in the json but not on disk")
     except CorruptImage as e:

@@ -7,9 +7,19 @@ official training. Randomness comes from the dataset's own `random.Random` and
 `np.random.RandomState`; the sampler of build_dataloader hands every item a seed, which
 makes each augmented item a function of (seed, epoch, position) whatever the number of
 workers, and so makes resumed runs replay the same batches.
+
+An image whose pixels cannot be decoded (a valid header over garbage: the scan reads
+only headers of train images, image_check.py) must not stop a run mid-epoch, nor again at
+every resume. When augmenting, an item that needs such an image is replaced by the item
+of the next index with a seed derived from its own, which depends only on the files, so
+resumed runs still replay the same batches; without augmentation (validation) the image
+is a blank of its size, so it is scored with no detections. Either way it is counted as
+corrupt_image in split.skipped (summary.json's data_warnings) with a warning naming it,
+by report_load_failures: the loader calls it after every pass (loader.py).
 """
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,11 +29,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from .augment import (augment_hsv, flip_lr, flip_ud, hwc_bgr_to_chw_rgb, letterbox, mixup, perspective_matrix,
+from .augment import (PAD_VALUE, augment_hsv, flip_lr, flip_ud, hwc_bgr_to_chw_rgb, letterbox, mixup, perspective_matrix,
                       random_perspective, source_window, warp_with_matrix, xywhn2xyxy, xyxy2xywhn)
-from .image_cache import ImageStore, image_hw
+from .image_cache import ImageReadError, ImageStore, UndecodableImage, image_hw, resized_shape
 from .mosaic import build_mosaic_window, mosaic_centre_range
 from .records import DatasetSplit, ImageRecord
+from .skips import SkipLog
+
+LOGGER = logging.getLogger(__name__)
 
 
 # hyp.scratch-low.yaml, augmentation part
@@ -116,6 +129,8 @@ class YOLODataset(Dataset):
         self._rng = random.Random(seed)
         self._nprng = np.random.RandomState(seed % 2 ** 32)
         self._canvas: np.ndarray | None = None  # mosaic canvas, reused (see _load_mosaic)
+        self._reported: set[int] = set()  # undecodable images already counted (main process)
+        self.report_load_failures()  # those a ram/disk cache found while filling itself
 
     def __len__(self) -> int:
         return len(self.records)
@@ -126,8 +141,38 @@ class YOLODataset(Dataset):
         self._nprng.seed(seed % 2 ** 32)
 
     def load_image(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        """(BGR image resized so the long side is imgsz, (h0, w0), (h, w)); do not modify it in place."""
-        return self.store.load(i)
+        """(BGR image resized so the long side is imgsz, (h0, w0), (h, w)); do not modify it in place.
+
+        An undecodable image raises UndecodableImage when augmenting (__getitem__ replaces the
+        item) and is a blank (PAD_VALUE) image of its size otherwise (see the module docstring)."""
+        try:
+            return self.store.load(i)
+        except UndecodableImage:
+            if self.augment:
+                raise
+            shape = self.store.shape(i)
+            if shape is None:
+                hw0 = record_hw(self.records[i])
+                shape = (hw0, resized_shape(hw0, self.imgsz))
+            (h0, w0), (h, w) = shape
+            return np.full((h, w, 3), PAD_VALUE, np.uint8), (h0, w0), (h, w)
+
+    def report_load_failures(self) -> int:
+        """Count images found undecodable since the last call (by any worker: the flags are in
+        shared memory) into split.skipped as corrupt_image, with one warning naming them.
+        Returns how many were new. Call it in the process that reports (the trainer's)."""
+        new = [i for i in self.store.failed_indices() if i not in self._reported]
+        if not new:
+            return 0
+        what = ("its items are replaced by the next decodable image's" if self.augment
+                else "scored as a blank image: its boxes count as missed")
+        skips = SkipLog(self.split.name, "the images decoded while loading")
+        for i in new:
+            skips.add("corrupt_image", self.records[i].path, f"the pixel data cannot be decoded; {what}")
+        skips.emit(LOGGER)
+        self._reported.update(new)
+        self.split.skipped["corrupt_image"] = self.split.skipped.get("corrupt_image", 0) + len(new)
+        return len(new)
 
     def _load_mosaic(self, index: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """Mosaic of `index` and 3 random images, warped to imgsz x imgsz; also the (h0, w0) of `index`.
@@ -181,10 +226,21 @@ class YOLODataset(Dataset):
         return img4, labels4, hw0
 
     def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, Shapes]:
+        item_seed = None
         if isinstance(index, (tuple, list)):
             index, item_seed = index
-            self.reseed(int(item_seed))
-        index = int(index)
+        index, n = int(index), len(self)
+        for attempt in range(n):  # attempt 0 is the item itself; more only for undecodable images
+            if item_seed is not None:
+                self.reseed(int(item_seed) + attempt)
+            try:
+                return self._item(index)
+            except UndecodableImage as e:  # only when augmenting (load_image)
+                last = e
+                index = (index + 1) % n
+        raise ImageReadError(f"no image of split {self.split.name!r} can be decoded (the last tried: {last})")
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, Shapes]:
         rng, nprng, hyp = self._rng, self._nprng, self.hyp
 
         if self.mosaic and rng.random() < hyp["mosaic"]:

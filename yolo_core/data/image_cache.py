@@ -7,6 +7,11 @@ ways around it and this module reproduces both:
   disk: decode each original image once into a .npy beside it (or in a cache folder when
         that is not writable), written atomically so a crash or a concurrent rank never
         leaves a half-written file; later loads are a plain np.load.
+An image whose pixels cannot be decoded (image_check.py: only decoding finds it) never
+stops the setup of a cache: it is flagged in `failed`, a flag array in shared memory, so
+the loader's worker processes and the main process see the same flags, and load() raises
+UndecodableImage for it at once; the dataset decides what to show instead. A missing file
+still raises ImageReadError (the storage may be gone, and may come back).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -32,12 +38,18 @@ class ImageReadError(OSError):
     """An image that cannot be read or decoded; the message names the file."""
 
 
+class UndecodableImage(ImageReadError):
+    """The file is there but its pixels cannot be decoded: a property of the file, so it is
+    flagged and worked around (a missing file is not: the storage may come back)."""
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image as 3-channel BGR uint8 (cv2 applies the EXIF orientation, as in YOLOv5)."""
     im = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
     if im is None:
-        reason = "file not found" if not os.path.exists(path) else "unreadable or not an image"
-        raise ImageReadError(f"cannot load image {os.fspath(path)!r}: {reason}")
+        if not os.path.exists(path):
+            raise ImageReadError(f"cannot load image {os.fspath(path)!r}: file not found")
+        raise UndecodableImage(f"cannot load image {os.fspath(path)!r}: unreadable or not an image")
     return im
 
 
@@ -188,6 +200,11 @@ class ImageStore:
         # original sizes the source stated (records' width/height): shapes without decoding
         self.known_hw0: list[tuple[int, int] | None] = list(hw0) if hw0 is not None else [None] * len(self.paths)
         self._npy_meta: dict[int, tuple[int, tuple[int, int, int]] | bool] = {}
+        # 1 = pixel data could not be decoded; shared memory, so set in any loader worker
+        self.failed = torch.zeros(len(self.paths), dtype=torch.uint8)
+        if len(self.paths):
+            self.failed.share_memory_()
+        self._why: dict[int, str] = {}
         if mode == "disk":
             self._prepare_disk(cache_dir)
         elif mode == "ram":
@@ -200,7 +217,11 @@ class ImageStore:
         written = 0
 
         def write(i: int) -> int:
-            im = read_image(self.paths[i])
+            try:
+                im = read_image(self.paths[i])
+            except UndecodableImage as e:
+                self._mark_failed(i, e)
+                return 0
             try:
                 save_npy_atomic(self.npy[i], im)
             except OSError:  # e.g. a read-only filesystem that os.access did not reveal
@@ -227,7 +248,11 @@ class ImageStore:
             return
 
         def load(i: int) -> None:
-            im, self.hw0[i] = self._decode_resized(i)
+            try:
+                im, self.hw0[i] = self._decode_resized(i)
+            except UndecodableImage as e:
+                self._mark_failed(i, e)
+                return
             self.ims[i] = im
 
         with ThreadPool(self.threads) as pool:
@@ -235,6 +260,19 @@ class ImageStore:
                 pass
         LOGGER.info("ram image cache: %d images, %.2f GB", len(self.paths),
                     sum(im.nbytes for im in self.ims if im is not None) / 1e9)
+
+    # -- failures
+    def _mark_failed(self, i: int, err: Exception) -> None:
+        self.failed[i] = 1
+        self._why[i] = str(err)
+
+    def failed_indices(self) -> list[int]:
+        """Images whose pixels could not be decoded, as far as any process has found."""
+        return self.failed.nonzero().flatten().tolist()
+
+    def _raise_failed(self, i: int) -> None:
+        raise UndecodableImage(self._why.get(i) or f"cannot load image {self.paths[i]!r}: its pixel data could "
+                                                  f"not be decoded (found earlier)")
 
     # -- loading
     def original(self, i: int) -> np.ndarray:
@@ -290,7 +328,7 @@ class ImageStore:
         """(rows r1:r2 of the image load(i) would return, r1, (h0, w0)), read without the
         rest of the image: only in disk mode, for an image that needs no resizing (the long
         side already imgsz, e.g. COCO at 640); None otherwise (call load)."""
-        if self.npy is None or self.ims[i] is not None:
+        if self.npy is None or self.ims[i] is not None or self.failed[i]:
             return None
         hw0 = self.hw0[i] or self.known_hw0[i]
         if hw0 is None or resized_shape(hw0, self.imgsz) != tuple(hw0):
@@ -314,7 +352,13 @@ class ImageStore:
         im = self.ims[i]
         if im is not None:
             return im, self.hw0[i], im.shape[:2]
-        im, hw0 = self._decode_resized(i)
+        if self.failed[i]:
+            self._raise_failed(i)
+        try:
+            im, hw0 = self._decode_resized(i)
+        except UndecodableImage as e:
+            self._mark_failed(i, e)
+            raise
         self.hw0[i] = hw0
         return im, hw0, im.shape[:2]
 

@@ -4,8 +4,9 @@ Indexing COCO's 118k training images (header + end-marker check of every image, 
 every label file) costs seconds of CPU per 10k files; a re-run on unchanged files should
 cost only what proving them unchanged costs. The cache holds every scan result (labels,
 original sizes, skip reasons) keyed on:
-  - the cache format version and the number of classes (a class >= nc is an error whose
-    message comes from the parse, so another nc re-scans),
+  - the cache format version, the number of classes (a class >= nc is an error whose
+    message comes from the parse, so another nc re-scans) and the scan's options (the
+    pixel limit, whether pixels were decoded: image_check.py),
   - the ordered image and label paths,
   - the size and mtime (ns) of every one of those files (a missing label file counts as
     -1), so an edited, added or removed file invalidates the cache.
@@ -29,7 +30,7 @@ import numpy as np
 
 LOGGER = logging.getLogger(__name__)
 
-INDEX_CACHE_VERSION = 1
+INDEX_CACHE_VERSION = 2  # 2: scan options in the key (max_image_pixels, decode)
 SUFFIX = ".cache"
 
 # One scan result per image, as yolo_txt._scan_one returns it:
@@ -54,10 +55,11 @@ def _stats(paths: Sequence[str]) -> np.ndarray:
     return out
 
 
-def index_key(image_paths: Sequence[str], label_paths: Sequence[str], nc: int) -> str:
-    """A digest of everything the scan results depend on (see the module docstring)."""
+def index_key(image_paths: Sequence[str], label_paths: Sequence[str], nc: int, options: str = "") -> str:
+    """A digest of everything the scan results depend on (see the module docstring);
+    options: the scan's settings as a string."""
     h = hashlib.sha256()
-    h.update(f"v{INDEX_CACHE_VERSION} nc={nc} n={len(image_paths)}\n".encode())
+    h.update(f"v{INDEX_CACHE_VERSION} nc={nc} n={len(image_paths)} {options}\n".encode())
     h.update("\n".join(image_paths).encode("utf-8", "surrogateescape"))
     h.update(b"\0")
     h.update("\n".join(label_paths).encode("utf-8", "surrogateescape"))
@@ -85,12 +87,15 @@ def cache_paths(label_paths: Sequence[str]) -> list[Path]:
     return [folder.parent / name, default_index_dir() / f"{where}-{name}"]
 
 
-def load_index(label_paths: Sequence[str], key: str) -> list[ScanResult] | None:
-    """The cached scan results for `key`, or None (no cache, stale, or unreadable)."""
+def load_index(label_paths: Sequence[str], key: str, *also: str) -> list[ScanResult] | None:
+    """The cached scan results for `key` (or for one of the keys `also`, results at least as
+    good: a scan that decoded the pixels serves one that would not), or None (no cache,
+    stale, or unreadable)."""
+    keys = {key, *also}
     for path in cache_paths(label_paths):
         try:
             with np.load(path, allow_pickle=False) as z:
-                if str(z["key"]) != key:
+                if str(z["key"]) not in keys:
                     continue
                 return _unpack(z)
         except FileNotFoundError:

@@ -81,6 +81,20 @@ def seed_worker(worker_id: int) -> None:
         info.dataset.reseed(worker_seed)
 
 
+class ReportingLoader(DataLoader):
+    """A DataLoader whose dataset reports, after every pass, the images its workers found
+    undecodable (YOLODataset.report_load_failures): counted in the main process before the
+    trainer writes the epoch's summary.json."""
+
+    def __iter__(self):
+        try:
+            yield from super().__iter__()
+        finally:
+            report = getattr(self.dataset, "report_load_failures", None)
+            if report is not None:
+                report()
+
+
 def build_dataloader(dataset: YOLODataset, batch_size: int, *, shuffle: bool, workers: int = 0, seed: int = 0,
                      drop_last: bool = False, pin_memory: bool | None = None, persistent_workers: bool = True,
                      rank: int = 0, world_size: int = 1) -> DataLoader:
@@ -89,6 +103,7 @@ def build_dataloader(dataset: YOLODataset, batch_size: int, *, shuffle: bool, wo
     Rect datasets need shuffle off (shuffling would mix aspect ratios within a batch; it is
     turned off with a warning, as YOLOv5 does) and the dataset's own batch size. pin_memory
     defaults to whether CUDA is available. The sampler is loader.sampler (see SeededSampler).
+    The loader is a ReportingLoader (undecodable images are counted after each pass).
     """
     if dataset.rect:
         if shuffle:
@@ -103,7 +118,7 @@ def build_dataloader(dataset: YOLODataset, batch_size: int, *, shuffle: bool, wo
     generator = torch.Generator()
     generator.manual_seed(seed)
     sampler = SeededSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+    return ReportingLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=pin_memory, drop_last=drop_last, collate_fn=YOLODataset.collate_fn,
                       worker_init_fn=seed_worker, generator=generator,
                       persistent_workers=persistent_workers and workers > 0)

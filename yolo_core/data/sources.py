@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from .coco_ids import coco80_to_coco91_class
+from .image_check import DEFAULT_MAX_IMAGE_PIXELS, allow_pil_pixels
 from .coco_json import check_gt_json, coco_categories, load_coco_split, read_coco_json
 from .records import DatasetSplit, DetectionDataset
 from .yolo_txt import list_images, load_yolo_split
@@ -46,15 +47,19 @@ COCO_VAL_JSON = Path("annotations") / "instances_val2017.json"
 SPLITS = ("train", "val")
 
 
-def load_dataset(spec: str | Path | Mapping[str, Any], *, workers: int = 8) -> DetectionDataset:
+def load_dataset(spec: str | Path | Mapping[str, Any], *, workers: int = 8,
+                 max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> DetectionDataset:
     """Parse a dataset described by a data yaml (path) or an already-loaded dict.
 
-    Every image is checked cheaply (header + end marker) and every label parsed, in up to
-    `workers` processes; a YOLO-txt split whose files did not change since the last scan
-    comes from its index cache instead (index_cache.py). Config errors raise (FileNotFoundError for paths that point
-    nowhere, ValueError for inconsistent classes or ids); broken individual images
-    are skipped and counted in each split's `skipped`.
+    Every image is checked cheaply (header + end marker + at most max_image_pixels
+    pixels; None: no limit) and every label parsed, in up to `workers` processes; val
+    images are decoded in full too (image_check.py). A YOLO-txt split whose files did not
+    change since the last scan comes from its index cache instead (index_cache.py).
+    Config errors raise (FileNotFoundError for paths that point nowhere, ValueError for
+    inconsistent classes or ids, a split without labels); broken individual images are
+    skipped and counted in each split's `skipped`.
     """
+    allow_pil_pixels(max_image_pixels)
     data, base, source, name = _read_spec(spec)
     root = _resolve(data.get("path") or ".", base)
     if not root.is_dir():
@@ -63,9 +68,9 @@ def load_dataset(spec: str | Path | Mapping[str, Any], *, workers: int = 8) -> D
         if not data.get(key):
             raise ValueError(f"{source}: missing required key {key!r} (the {key} images)")
     if "train_json" in data or "val_json" in data:
-        ds = _load_coco_form(data, root, source, name, workers)
+        ds = _load_coco_form(data, root, source, name, workers, max_image_pixels)
     else:
-        ds = _load_yolo_form(data, root, source, name, workers)
+        ds = _load_yolo_form(data, root, source, name, workers, max_image_pixels)
     for split in (ds.train, ds.val):
         n_labels = sum(len(r.labels) for r in split.records)
         LOGGER.info("%s %s: %d images, %d labels, skipped %s", name, split.name, len(split.records),
@@ -129,7 +134,8 @@ def _split_entries(data: Mapping[str, Any], key: str, root: Path, source: str) -
     return out
 
 
-def _load_yolo_form(data: dict, root: Path, source: str, name: str, workers: int) -> DetectionDataset:
+def _load_yolo_form(data: dict, root: Path, source: str, name: str, workers: int,
+                    max_pixels: int | None) -> DetectionDataset:
     names = parse_names(data, source)
     if names is None:
         raise ValueError(f"{source}: missing 'names' (a list or {{index: name}} dict of the classes)")
@@ -147,11 +153,13 @@ def _load_yolo_form(data: dict, root: Path, source: str, name: str, workers: int
         if not paths:
             raise ValueError(f"{source}: split {key!r} is empty: no images in {data[key]!r} (path {root})")
         splits[key] = load_yolo_split(key, paths, names, category_ids, source=source, workers=workers,
-                                      coco_json=str(coco_json) if (is_coco and key == "val") else None)
+                                      coco_json=str(coco_json) if (is_coco and key == "val") else None,
+                                      max_pixels=max_pixels, decode=key == "val")
     return DetectionDataset(name=name, names=names, train=splits["train"], val=splits["val"])
 
 
-def _load_coco_form(data: dict, root: Path, source: str, name: str, workers: int) -> DetectionDataset:
+def _load_coco_form(data: dict, root: Path, source: str, name: str, workers: int,
+                    max_pixels: int | None) -> DetectionDataset:
     jsons, dirs, contents = {}, {}, {}
     for key in SPLITS:
         jkey = f"{key}_json"
@@ -175,6 +183,7 @@ def _load_coco_form(data: dict, root: Path, source: str, name: str, workers: int
         raise ValueError(f"{source}: names {declared} differ from the json categories {names} (ordered by id)")
     if data.get("nc") is not None and int(data["nc"]) != len(names):
         raise ValueError(f"{source}: nc={data['nc']} but the json has {len(names)} categories")
-    splits = {k: load_coco_split(k, jsons[k], dirs[k], source=source, workers=workers, data=contents[k])
+    splits = {k: load_coco_split(k, jsons[k], dirs[k], source=source, workers=workers, data=contents[k],
+                                 max_pixels=max_pixels, decode=k == "val")
               for k in SPLITS}
     return DetectionDataset(name=name, names=names, train=splits["train"], val=splits["val"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_check import CorruptImage, check_image, is_image_file, scan_map
+from .image_check import DEFAULT_MAX_IMAGE_PIXELS, CorruptImage, check_image, is_image_file, scan_map, verify_pixels
 from .index_cache import index_key, load_index, save_index
 from .records import DatasetSplit, ImageRecord, no_labels_error
 from .skips import SkipLog
@@ -133,11 +133,15 @@ def list_images(entry: str | Path, key: str, source: str) -> list[str]:
     raise FileNotFoundError(f"{source}: {key}: {p} does not exist")
 
 
-def _scan_one(image_path: str, nc: int) -> tuple:
-    """Check one image and read its labels. Returns ('ok', labels, w, h, n_dup, has_label)
-    or ('skip', reason, detail). Runs in a scan worker process."""
+def _scan_one(image_path: str, nc: int, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+              decode: bool = False) -> tuple:
+    """Check one image (and decode it with decode=True) and read its labels. Returns
+    ('ok', labels, w, h, n_dup, has_label) or ('skip', reason, detail). Runs in a scan
+    worker process."""
     try:
-        w, h = check_image(image_path)
+        w, h = check_image(image_path, max_pixels)
+        if decode:
+            verify_pixels(image_path)
     except FileNotFoundError:
         return ("skip", "missing_image", "file not found")
     except CorruptImage as e:
@@ -194,22 +198,27 @@ def assign_image_ids(paths: list[str]) -> list[int]:
 
 def load_yolo_split(name: str, image_paths: list[str], names: list[str], category_ids: list[int], *,
                     source: str, coco_json: str | None = None, workers: int = 8,
-                    cache: bool = True) -> DatasetSplit:
+                    cache: bool = True, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+                    decode: bool = False) -> DatasetSplit:
     """Check every image and parse its labels, or take both from the split's index cache
     (index_cache.py) when no file changed since it was written. The scan runs in
-    processes (scan_map); what it skipped is reported the same way either way."""
+    processes (scan_map); what it skipped is reported the same way either way.
+    max_pixels and decode: see image_check.py (decode=True for the val split)."""
     nc = len(names)
     skips = SkipLog(name, source)
     label_paths = [image_to_label_path(p) for p in image_paths]
     results = None
     if cache and image_paths:
-        key = index_key(image_paths, label_paths, nc)
-        results = load_index(label_paths, key)
+        key, decoded = (index_key(image_paths, label_paths, nc, f"max_pixels={max_pixels} decode={d}")
+                        for d in (int(decode), 1))
+        # a split scanned as val (decoded) serves as train too: train and val often share a list
+        results = load_index(label_paths, key, decoded)
         if results is not None:
             LOGGER.info("%s %s: %d images from the index cache", source, name, len(results))
     if results is None:
         # map yields in input order, so the first config error raised is deterministic
-        results = list(scan_map(partial(_scan_one, nc=nc), image_paths, workers))
+        scan = partial(_scan_one, nc=nc, max_pixels=max_pixels, decode=decode)
+        results = list(scan_map(scan, image_paths, workers))
         if cache and image_paths:
             save_index(label_paths, key, results)
     kept: list[tuple[str, np.ndarray, int, int]] = []

@@ -63,6 +63,9 @@ class TrainConfig:
     max_det: int = 300
     val_batch_size: int | None = None            # None: 2 x batch_size
     coco_backend: str = "pycocotools"
+    # input checks
+    max_image_pixels: int | None = 89_478_485    # images with more pixels are skipped as corrupt_image
+                                                 # (decompression bombs); PIL's MAX_IMAGE_PIXELS; null: no limit
     # bookkeeping written into summary.json
     axes: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
@@ -101,6 +104,11 @@ class TrainConfig:
             problems.append(f"max_nonfinite_steps={self.max_nonfinite_steps} must be >= 1")
         if self.backbone_lr_mult <= 0:
             problems.append(f"backbone_lr_mult={self.backbone_lr_mult} must be > 0")
+        if self.max_image_pixels is not None and (isinstance(self.max_image_pixels, bool)
+                                                  or not isinstance(self.max_image_pixels, int)
+                                                  or self.max_image_pixels < 100):
+            problems.append(f"max_image_pixels={self.max_image_pixels!r} must be an integer >= 100 (10x10 px, "
+                            f"the smallest usable image) or null for no limit")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
         self.hyp = {**SCRATCH_LOW, **self.hyp}

@@ -137,7 +137,7 @@ class Trainer:
     def _load_data(self) -> DetectionDataset:
         cfg = self.cfg
         spec = ensure_synthetic_dataset(**cfg.synthetic) if cfg.data == "synthetic" else cfg.data
-        data = load_dataset(spec)
+        data = load_dataset(spec, max_image_pixels=cfg.max_image_pixels)
         for split in (data.train, data.val):
             if split.skipped:
                 LOG.warning("%s split: skipped %s", split.name, split.skipped)
