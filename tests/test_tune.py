@@ -56,21 +56,33 @@ def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_pa
     """SIGKILL: the trial stays RUNNING in the storage; SIGTERM: the run records `preempted`
     and Optuna fails the trial. Either way a re-run continues trial_0 with the same lr."""
     import signal
-    import time
+
+    import torch
     data_root = tmp_path / "data"
     tune_dir = tmp_path / "tune"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(data_root), "HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "experiments.tune", f"hydra.run.dir={tune_dir}", "train.epochs=3",
             "train.imgsz=64", "train.batch=4", "train.workers=0", "data.synthetic.n_train=12",
             "data.synthetic.n_val=6", "schedule.warmup_min_iters=2", "tune.n_trials=1", "tune.pruner=none"]
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The search gets the signal right after trial_0's first last.pt (log_epoch follows it): sent
+    # by the process to itself, so the point does not depend on how fast a poller would notice
+    # the file (under load the short trial could finish first). raise_signal: handled at once.
+    wrapper = ("import runpy, signal, sys\nfrom yolo_core.loggers import CompositeLogger\n"
+               "real = CompositeLogger.log_epoch\n"
+               "def log_epoch(self, epoch, row):\n"
+               "    real(self, epoch, row)\n"
+               "    if epoch == 0:\n"
+               f"        signal.raise_signal(signal.{sig})\n"
+               "CompositeLogger.log_epoch = log_epoch\n"
+               "sys.argv = ['experiments.tune', *sys.argv[1:]]\n"
+               "runpy.run_module('experiments.tune', run_name='__main__', alter_sys=True)\n")
+    first = subprocess.run([sys.executable, "-c", wrapper, *args[3:]], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=600)
+    if sig == "SIGKILL":
+        assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
     last = tune_dir / "trial_0" / "checkpoints" / "last.pt"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(getattr(signal, sig))
-    proc.wait()
-    assert last.exists()
+    assert last.exists(), first.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["epoch"] == 0
     status = json.loads((tune_dir / "trial_0" / "summary.json").read_text())["status"]
     assert status == ("running" if sig == "SIGKILL" else "preempted")
     first_log = (tune_dir / "trial_0" / "train.log").read_text()
