@@ -11,6 +11,13 @@ renamed with official_keys.from_official.
 
 This project's own checkpoints are plain dicts of tensors, loaded with
 `torch.load(weights_only=True)`.
+
+Before any of that, check_checkpoint_file looks at the file itself: an empty file, a zip
+archive cut short (torch.save writes zip archives; a copy or a write that stopped early
+lacks the archive's end), and a zip whose entries declare more uncompressed bytes than
+MAX_EXPANSION times the file's size (torch.save stores entries uncompressed, ~1.0x, so
+more is a zip bomb or not a torch file; refused before anything is allocated). Every
+failure to read a file is a CheckpointError naming the file, the cause and what to do.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import collections
 import os
 import pickle
 import types
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +58,66 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice, ("__builtin__", "slice"): slice,
     ("builtins", "complex"): complex, ("__builtin__", "complex"): complex,
 }
+
+
+MAX_EXPANSION = 2.0  # declared uncompressed bytes per byte on disk (torch.save: ~1.0)
+_EXPANSION_SLACK = 1 << 20  # zip headers of tiny files
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class CheckpointError(RuntimeError):
+    """A weights or checkpoint file that cannot be used; str() names the file, the cause and
+    what to do about it."""
+
+
+def _cause(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def check_checkpoint_file(path: str | os.PathLike, hint: str = "") -> None:
+    """Refuse, before loading, a file that is empty, a zip archive cut short, or a zip that
+    would expand past MAX_EXPANSION x its size (see the module docstring)."""
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint{tail}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not zipfile.is_zipfile(path):
+        if head == _ZIP_MAGIC:
+            raise CheckpointError(f"{path}: truncated: a zip archive (torch.save's format) without its end "
+                                  f"(the copy or the write of the file stopped early; {size} bytes){tail}")
+        return  # torch's legacy format or a safetensors file: read by their own loaders
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged zip archive ({_cause(e)}){tail}") from None
+    limit = MAX_EXPANSION * size + _EXPANSION_SLACK
+    if declared > limit:
+        raise CheckpointError(f"{path}: its zip entries declare {declared} bytes uncompressed from {size} bytes on "
+                              f"disk (more than {MAX_EXPANSION:g}x; torch.save writes ~1x): a zip bomb or not a "
+                              f"torch checkpoint, refused before loading{tail}")
+
+
+def load_training_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", hint: str = "",
+                             required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A checkpoint this project's trainer wrote (last.pt, best.pt): checked, loaded with
+    weights_only=True, and required to be a dict holding the `required` keys; anything
+    else is a CheckpointError ending with `hint` (how to continue)."""
+    check_checkpoint_file(path, hint)
+    tail = f"; {hint}" if hint else ""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, UnpicklingError, ...
+        raise CheckpointError(f"{path}: cannot be read ({_cause(e)}): the file is damaged or not a checkpoint "
+                              f"of this trainer{tail}") from e
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint of this trainer (missing {missing}){tail}")
+    return state
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -187,18 +255,32 @@ def load_checkpoint_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {str(path)!r} not found")
+    hint = "give an intact weights file (download or copy it again)"
+    check_checkpoint_file(path, hint)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return from_official(_as_fp32(load_file(str(path))))
+        try:
+            return from_official(_as_fp32(load_file(str(path))))
+        except Exception as e:  # noqa: BLE001 - SafetensorError and friends
+            raise CheckpointError(f"{path}: cannot be read as safetensors ({_cause(e)}); {hint}") from e
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refused a global: an official checkpoint (or a hostile file); the
         # restricted unpickler either makes it inert or refuses it by name.
-        ckpt = load_official_pickle(path)
+        try:
+            ckpt = load_official_pickle(path)
+        except (UnsafeCheckpointError, RuntimeError) as e:
+            if isinstance(e, UnsafeCheckpointError) or "TORCH_FORCE_WEIGHTS_ONLY_LOAD" in str(e):
+                raise
+            raise CheckpointError(f"{path}: cannot be read ({_cause(e)}); {hint}") from e
+        except Exception as e:  # noqa: BLE001 - EOFError, ValueError, ... of a damaged pickle
+            raise CheckpointError(f"{path}: cannot be read ({_cause(e)}); {hint}") from e
         sd = inert_state_dict(_official_model(ckpt, path))
         if not sd:
             raise ValueError(f"{path}: the model object holds no parameters") from None
         return from_official(_as_fp32(sd))
+    except Exception as e:  # noqa: BLE001 - EOFError (empty pickle), RuntimeError (damaged zip), ...
+        raise CheckpointError(f"{path}: cannot be read ({_cause(e)}); {hint}") from e
     return from_official(_as_fp32(_own_state_dict(ckpt, path)))

@@ -32,10 +32,10 @@ from ..eval.metrics import PR_RECALL, fitness
 from ..loggers import RunLogger
 from ..loss import YOLOv5Loss, scale_loss_gains
 from ..models import build_model, list_models, model_facts
-from ..models.checkpoint import load_checkpoint_weights
+from ..models.checkpoint import CheckpointError, load_checkpoint_weights, load_training_checkpoint
 from ..models.transfer import transfer_weights
 from ..optim import build_param_groups
-from .atomic import atomic_torch_save, atomic_write_json
+from .atomic import atomic_torch_save, atomic_write_json, remove_orphaned_temps
 from .autoanchor import check_anchors
 from . import distributed as ddp
 from .config import TrainConfig
@@ -198,10 +198,19 @@ class Trainer:
 
     def _resume(self) -> None:
         last = self.ckpt_dir / "last.pt"
+        if self.dist.is_main:  # temp files of writes a kill interrupted (as big as a checkpoint)
+            for p in remove_orphaned_temps(self.ckpt_dir) + remove_orphaned_temps(self.run_dir):
+                LOG.info("removed %s, the temp file of an interrupted write", p)
         if not (self.cfg.resume and last.is_file()):
             return
-        state = torch.load(last, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
+        hint = (f"delete it (or move it away), or set resume=false, to start this run over ({self.run_dir}); "
+                f"no backup of last.pt is kept")
+        state = load_training_checkpoint(last, self.device, hint, required=("model", "optimizer", "epoch", "rng"))
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{last} holds the weights of another model than {self.cfg.model} "
+                                  f"(nc={self.data.nc}): {str(e).splitlines()[0]}; {hint}") from e
         if self.ema and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
