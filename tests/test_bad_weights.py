@@ -160,3 +160,112 @@ def test_corrupt_last_pt_fails_the_run_with_how_to_continue_and_orphans_go(tmp_p
     # the way out the message gives works
     done = train(TrainConfig(out_dir=str(run), data=tiny_data, resume=False, **TINY))
     assert done["status"] == "completed"
+
+
+# ---------------------------------------------------------------- weights of another model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    """State dicts of the official layouts (nc=80) and an unrelated file, saved once."""
+    d = tmp_path_factory.mktemp("weights")
+    out = {}
+    for name in ("yolov5n", "yolov5s"):
+        torch.manual_seed(0)
+        out[name] = d / f"{name}.pt"
+        torch.save(build_model(name, nc=80).state_dict(), out[name])
+    out["unrelated"] = d / "unrelated.pt"
+    torch.save({"encoder.layer.0.weight": torch.randn(16, 16), "decoder.bias": torch.randn(16)}, out["unrelated"])
+    return out
+
+
+@pytest.mark.parametrize("source, model, kwargs, scope, done, expected", [
+    ("yolov5n", "yolov5s", {}, "all", 3, 291),       # another width: only the 3 head biases' box/obj rows
+    ("unrelated", "yolov5s", {}, "all", 0, 291),
+    ("yolov5n", "convnext_nano", {"neck": "yolov5s"}, "neck_head", 3, 126),
+])
+def test_weights_of_another_model_are_refused(weights, source, model, kwargs, scope, done, expected):
+    from yolo_core.models.transfer import WeightsTransferError, transfer_weights
+
+    report = transfer_weights(build_model(model, nc=3, **kwargs), load_checkpoint_weights(weights[source]), scope)
+    with pytest.raises(WeightsTransferError) as e:
+        report.check(1.0, str(weights[source]))
+    msg = str(e.value)
+    assert str(weights[source]) in msg and f"only {done} of the {expected} tensors scope {scope!r}" in msg
+    assert "init_min_transfer" in msg
+    rec = report.to_dict(str(weights[source]), 1.0)
+    assert (rec["transferred"], rec["expected"]) == (done, expected)
+    assert json.loads(json.dumps(rec)) == rec
+    report.check(0.0, str(weights[source]))  # the documented way to accept a partial transfer
+
+
+@pytest.mark.parametrize("model, kwargs, scope, expected", [
+    ("yolov5s", {}, "all", 291), ("convnext_nano", {"neck": "yolov5s"}, "neck_head", 126)])
+def test_the_right_weights_pass_with_a_class_count_change(weights, model, kwargs, scope, expected):
+    from yolo_core.models.transfer import transfer_weights
+
+    report = transfer_weights(build_model(model, nc=3, **kwargs), load_checkpoint_weights(weights["yolov5s"]), scope)
+    report.check(1.0)
+    rec = report.to_dict()
+    assert rec["transferred"] == rec["expected"] == expected and rec["fraction"] == 1.0
+    assert rec["partial_class_rows"] == 6 and rec["not_transferred"] == {}
+
+
+@pytest.mark.slow
+def test_run_with_init_weights_of_another_model_fails_and_records_the_counts(tmp_path, tiny_data, weights):
+    from yolo_core.models.transfer import WeightsTransferError
+    from yolo_core.train.config import TrainConfig
+    from yolo_core.train.trainer import Trainer, train
+
+    run = tmp_path / "bad"
+    with pytest.raises(WeightsTransferError, match=r"yolov5n\.pt: only 3 of the 291 tensors"):
+        train(TrainConfig(out_dir=str(run), data=tiny_data, init_weights=str(weights["yolov5n"]), **TINY))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "init_min_transfer" in summary["error"]
+    rec = summary["weights_transfer"]["init_weights"]
+    assert (rec["transferred"], rec["expected"], rec["source"]) == (3, 291, str(weights["yolov5n"]))
+    assert rec["not_transferred"] == {"shape mismatch": 288}
+
+    good = tmp_path / "good"
+    trainer = Trainer(TrainConfig(out_dir=str(good), data=tiny_data, init_weights=str(weights["yolov5s"]), **TINY))
+    summary = trainer.fit()
+    assert summary["status"] == "completed"
+    assert trainer.transfer_report == summary["weights_transfer"]["init_weights"]
+    on_disk = json.loads((good / "summary.json").read_text())["weights_transfer"]
+    assert on_disk["init_weights"]["fraction"] == 1.0 and on_disk["init_weights"]["partial_class_rows"] == 6
+    assert on_disk["backbone_pretrained"] is None
+
+
+# ---------------------------------------------------------------- a timm trunk's pretrained file
+
+
+def test_convnext_pretrained_file_of_another_model_is_refused(weights):
+    from yolo_core.models.timm_backbone import PretrainedWeightsMismatch
+
+    with pytest.raises(PretrainedWeightsMismatch, match=r"yolov5s\.pt does not hold the weights of timm model "
+                                                        r"'convnext_nano': 46 of the 46 trunk tensors"):
+        build_model("convnext_nano", nc=3, pretrained=str(weights["yolov5s"]))
+
+
+def test_convnext_pretrained_file_timm_cannot_apply_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from yolo_core.models.timm_backbone import PretrainedWeightsMismatch
+
+    p = tmp_path / "junk.safetensors"
+    save_file({"foo.weight": torch.zeros(3, 3)}, str(p))
+    with pytest.raises(PretrainedWeightsMismatch, match=r"junk\.safetensors cannot be loaded into timm model"):
+        build_model("convnext_nano", nc=3, pretrained=str(p))
+
+
+def test_convnext_pretrained_file_that_matches_is_loaded_and_recorded(tmp_path):
+    import timm
+
+    torch.manual_seed(5)
+    full = timm.create_model("convnext_nano", pretrained=False)
+    p = tmp_path / "convnext_nano.pt"
+    torch.save(full.state_dict(), p)
+    model = build_model("convnext_nano", nc=3, pretrained=str(p))
+    rec = model.backbone.pretrained_report
+    assert rec == {"source": str(p), "tensors": 46, "loaded": 46, "checked": True}
+    assert torch.equal(model.backbone.trunk.stem_0.weight, full.stem[0].weight)

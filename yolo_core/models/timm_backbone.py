@@ -9,6 +9,12 @@ with the detector's ChannelAdapter.
 Pretrained weights come from a local file (works anywhere) or the Hugging Face hub (only
 when it is reachable: offline or unreachable fails in seconds with how to use a local
 file, never timm's long download retries).
+
+timm loads a features_only model's pretrained weights non-strictly: a file of another
+model only logs "Unexpected keys ..." and leaves the trunk at random init. A local file
+is therefore checked after loading (check_pretrained_loaded): every trunk tensor that is
+not constant (random-init LayerNorm ones/zeros are) must equal a tensor of the file, or
+the build is refused naming the file; a file timm cannot apply at all is refused too.
 """
 from __future__ import annotations
 
@@ -36,6 +42,10 @@ _DEFAULT_STD = (0.229, 0.224, 0.225)
 
 class PretrainedWeightsUnavailable(RuntimeError):
     """Raised when hub weights are asked for but the hub cannot be used from here."""
+
+
+class PretrainedWeightsMismatch(ValueError):
+    """A local pretrained file that does not hold this timm model's trunk weights."""
 
 
 def timm_architecture(name: str) -> str:
@@ -90,8 +100,22 @@ class TimmBackbone(Backbone):
         info = _feature_info(name)
         self.out_indices = select_stride_levels([f["reduction"] for f in info], name)
         create_name, kwargs = resolve_pretrained(name, pretrained)
-        self.trunk = timm.create_model(create_name, features_only=True, out_indices=self.out_indices,
-                                       drop_path_rate=drop_path_rate, **kwargs)
+        local = kwargs.get("pretrained_cfg_overlay", {}).get("file")
+        try:
+            self.trunk = timm.create_model(create_name, features_only=True, out_indices=self.out_indices,
+                                           drop_path_rate=drop_path_rate, **kwargs)
+        except (KeyError, RuntimeError, ValueError) as e:
+            if local is None:
+                raise
+            raise PretrainedWeightsMismatch(f"pretrained weights file {local} cannot be loaded into timm model "
+                                            f"{name!r} ({type(e).__name__}: {str(e).splitlines()[0][:300]}): it "
+                                            f"is not a {timm_architecture(name)} state dict") from e
+        # what the trunk started from, for summary.json (the trainer's weights_transfer)
+        self.pretrained_report: dict | None = None
+        if local is not None:
+            self.pretrained_report = check_pretrained_loaded(self.trunk, local, name)
+        elif kwargs.get("pretrained"):
+            self.pretrained_report = {"source": f"hub:{create_name}", "checked": False}
         self.out_channels = tuple(int(c) for c in self.trunk.feature_info.channels())
         cfg = getattr(self.trunk, "pretrained_cfg", None) or {}
         mean, std = cfg.get("mean") or _DEFAULT_MEAN, cfg.get("std") or _DEFAULT_STD
@@ -123,6 +147,35 @@ class TimmBackbone(Backbone):
             child = pname.split(".")[1]  # "trunk.<child>.<...>"
             stages[pname] = child_stage[child]
         return stages, max(child_stage.values()) + 1
+
+
+def check_pretrained_loaded(trunk: torch.nn.Module, path: str | os.PathLike, name: str) -> dict:
+    """Refuse a trunk whose weights are not the file's (see the module docstring).
+
+    Compared by value (a hash of each tensor's float32 bytes), not by key: timm renames
+    and reshapes keys on the way (checkpoint filters, features_only's flattened module
+    names), but never changes values. Returns the JSON-able record {source, tensors,
+    loaded, checked}."""
+    from timm.models import load_state_dict
+
+    def digest(t: torch.Tensor) -> int:
+        return hash(t.detach().float().cpu().contiguous().numpy().tobytes())
+
+    try:
+        source = load_state_dict(str(path))
+    except Exception as e:  # noqa: BLE001 - whatever timm's reader raises for a damaged file
+        raise PretrainedWeightsMismatch(f"pretrained weights file {path} cannot be read ({type(e).__name__}: {e})") from e
+    in_file = {digest(v) for v in source.values() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    checked = [(k, v) for k, v in trunk.state_dict().items()
+               if v.is_floating_point() and v.numel() > 1 and not bool((v == v.flatten()[0]).all())]
+    missing = [k for k, v in checked if digest(v) not in in_file]
+    if missing or not checked:
+        raise PretrainedWeightsMismatch(
+            f"pretrained weights file {path} does not hold the weights of timm model {name!r}: {len(missing)} of "
+            f"the {len(checked)} trunk tensors it should set are not in it (e.g. {missing[:3]}), so the trunk would "
+            f"train from random init. Give a {timm_architecture(name)} state dict (timm's model.safetensors or "
+            f"pytorch_model.bin of that architecture)")
+    return {"source": str(path), "tensors": len(checked), "loaded": len(checked) - len(missing), "checked": True}
 
 
 def build_timm_detector(name: str, nc: int = 80, neck: str = "yolov5s",

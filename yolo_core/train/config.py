@@ -66,6 +66,8 @@ class TrainConfig:
     # input checks
     max_image_pixels: int | None = 89_478_485    # images with more pixels are skipped as corrupt_image
                                                  # (decompression bombs); PIL's MAX_IMAGE_PIXELS; null: no limit
+    init_min_transfer: float = 1.0               # fraction of init_scope's weight tensors init_weights must fill
+                                                 # (class rows of a new nc excepted); below it the run refuses
     # bookkeeping written into summary.json
     axes: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
@@ -109,6 +111,9 @@ class TrainConfig:
                                                   or self.max_image_pixels < 100):
             problems.append(f"max_image_pixels={self.max_image_pixels!r} must be an integer >= 100 (10x10 px, "
                             f"the smallest usable image) or null for no limit")
+        if not 0.0 <= self.init_min_transfer <= 1.0:
+            problems.append(f"init_min_transfer={self.init_min_transfer} must be in [0, 1] (1: every tensor of "
+                            f"init_scope, 0: accept any transfer)")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
         self.hyp = {**SCRATCH_LOW, **self.hyp}

@@ -144,11 +144,21 @@ class Trainer:
         return data
 
     def _build_model(self, nc: int) -> torch.nn.Module:
+        """The model, with init_weights transferred and checked (init_min_transfer): a run
+        labelled with a checkpoint must have started from it. What moved goes to
+        self.transfer_report and summary.json's weights_transfer, refused or not."""
         cfg = self.cfg
         model = build_model(cfg.model, nc=nc, **cfg.model_kwargs)
+        self.transfer_report = report = None
         if cfg.init_weights:
             report = transfer_weights(model, load_checkpoint_weights(cfg.init_weights), cfg.init_scope)
-            self.transfer_report = report
+            self.transfer_report = report.to_dict(cfg.init_weights, cfg.init_min_transfer)
+        if isinstance(self.summary, dict):
+            self.summary["weights_transfer"] = {
+                "init_weights": self.transfer_report,
+                "backbone_pretrained": getattr(getattr(model, "backbone", None), "pretrained_report", None)}
+        if report is not None:
+            report.check(cfg.init_min_transfer, cfg.init_weights)
         return model
 
     def _build_loaders(self, data: DetectionDataset):
