@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 
 # Reasons and their unit (what one count is):
-#   corrupt_image    image skipped: unreadable, truncated, unknown format, < 10 px
+#   corrupt_image    image skipped: unreadable, truncated, unknown format, < 10 px, more
+#                    than max_image_pixels (decompression bomb), pixels undecodable (val:
+#                    found at scan by a full decode; train: found when loaded, its items
+#                    replaced by the next image's, counted after the loader's pass)
 #   missing_image    image skipped: listed (txt list / json) but not on disk
 #   bad_label        image skipped: a label row has a wrong column count, a non-number,
 #                    a negative class, coordinates outside [0, 1] or w/h <= 0
