@@ -35,6 +35,12 @@ WRITTEN_STATUSES = frozenset(STATUSES[:4])
 SCALARS: tuple[str, ...] = ("best_epoch", "epochs_completed", "wall_time_s", "train_images_per_s",
                             "device", "world_size", "git_rev")
 
+#: Prefix of the columns holding a run's flattened identity (summary["identity"]["config"]).
+IDENTITY_PREFIX = "cfg."
+#: Column of summary["identity"]["digest"]; NaN for a run without identity.
+DIGEST = "identity_digest"
+_HEX = frozenset("0123456789abcdef")
+
 # Directories that never hold a run of their own; skipping them keeps the walk cheap.
 _PRUNE = frozenset({".hydra", "checkpoints", "__pycache__", ".git", ".venv", "node_modules"})
 
@@ -119,11 +125,12 @@ def collect_runs(*roots: str | os.PathLike[str]) -> Runs:
 
     base_cols = ["run_dir", "rel_dir", "status", "error", "run_name"]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=base_cols)
-    for col in (*base_cols, *METRICS, *SCALARS):
+    for col in (*base_cols, *METRICS, *SCALARS, DIGEST):
         if col not in runs.columns:
             runs[col] = math.nan
     front = [*base_cols, *axes]
-    runs = runs[front + [c for c in runs.columns if c not in front]]
+    back = identity_columns(runs)  # last, so runs.csv reads as before up to them
+    runs = runs[front + [c for c in runs.columns if c not in front and c not in back] + back]
     if epoch_frames:
         epochs = pd.concat(epoch_frames, ignore_index=True, sort=False)
     else:
@@ -211,7 +218,57 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str], list[tuple[str, 
     if isinstance(versions, dict):
         for k, v in versions.items():
             rec[f"version_{k}"] = _scalar(v)
+    digest, flat = read_identity(summary, path, rec["status"], problems)
+    rec[DIGEST] = digest
+    rec.update({IDENTITY_PREFIX + k: v for k, v in flat.items()})
     return rec, run_axes, problems
+
+
+def read_identity(summary: dict[str, Any], path: Path, status: str,
+                  problems: list[tuple[str, str]]) -> tuple[Any, dict[str, Any]]:
+    """(digest, flattened config) of summary["identity"], or (NaN, {}) without a usable one.
+
+    Why tolerate absence: runs of older code, and runs that failed before the trainer
+    computed the identity, have none; the report then groups them by their axes. The
+    absence is a problem only for a completed run (the only kind put into report rows).
+    """
+    ident = summary.get("identity")
+    if ident is None:
+        if status == "completed":
+            problems.append((str(path), "no 'identity' (older trainer?): its row is grouped by the axes only"))
+        return math.nan, {}
+    digest = ident.get("digest") if isinstance(ident, dict) else None
+    config = ident.get("config") if isinstance(ident, dict) else None
+    if not (isinstance(digest, str) and len(digest) == 16 and set(digest) <= _HEX and isinstance(config, dict)):
+        problems.append((str(path), "malformed 'identity' (want a 16-hex digest and a config object): ignored"))
+        return math.nan, {}
+    return digest, flatten_identity(config)
+
+
+def flatten_identity(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The trainer's flattening rule: one dotted key per leaf ('hyp.lr0', 'data.digest').
+
+    A {"size", "sha256"} dict (a weights file, identified by content) becomes the single
+    value 'sha256:<first 12 hex>', so a renamed file compares equal and a replaced one does
+    not. Values are made safe for a pandas column and for equality: JSON null becomes the
+    text 'null' (a column's NaN means 'no such key'), lists their JSON text. An empty dict
+    has no leaf and gives no key (model_kwargs of a yolov5 model).
+    """
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and set(v) <= {"size", "sha256"}:
+            out[key] = f"sha256:{str(v.get('sha256'))[:12]}"
+        elif isinstance(v, dict):
+            out.update(flatten_identity(v, key + "."))
+        else:
+            out[key] = "null" if v is None else _scalar(v)
+    return out
+
+
+def identity_columns(frame: pd.DataFrame) -> list[str]:
+    """The cfg.* columns of a runs frame, in order of first appearance."""
+    return [c for c in frame.columns if str(c).startswith(IDENTITY_PREFIX)]
 
 
 def _metric(value: Any, name: str, path: Path, problems: list[tuple[str, str]]) -> float:

@@ -82,7 +82,7 @@ def _runs_section(runs: Runs, axes: Sequence[str]) -> str:
     cols = [a for a in axes if a in runs.runs.columns]
     if tables.SEED in runs.axes and tables.SEED not in cols:
         cols.append(tables.SEED)
-    headers = ["run", "status", *cols, "mAP", "mAP@0.5", "epochs", "error"]
+    headers = ["run", "status", *tables.column_titles(cols), "mAP", "mAP@0.5", "epochs", "error"]
     rows = []
     rank = {s: k for k, s in enumerate(("failed", "invalid", "preempted", "running", "missing", "completed"))}
     order = sorted(runs.runs.index, key=lambda i: (rank.get(runs.runs.at[i, "status"], 0),
@@ -96,26 +96,57 @@ def _runs_section(runs: Runs, axes: Sequence[str]) -> str:
     return tables.md_table(headers, rows)
 
 
-def _fairness_section(pairs: Sequence[tables.Pair], axes: Sequence[str]) -> list[str]:
-    lines = []
-    for p in pairs:
-        where = p.other.context(axes)
-        if p.strict:
-            head = f"- **{p.other.backbone}** vs **{p.baseline.backbone}** at {where}"
-        else:
-            head = (f"- **{p.other.backbone}** ({where}) vs **{p.baseline.backbone}** "
-                    f"({p.baseline.context(axes)}): no baseline row shares all other axes; closest used")
-        if p.differences:
-            lines.append(f"{head}: **differs in** " + "; ".join(p.differences) + ".")
-        else:
-            seeds = ", ".join(tables.fmt_value(s) for s in p.other.seeds()) or "none recorded"
-            lines.append(f"{head}: share everything but the backbone "
-                         f"(same initialisation, schedule, optimizer, data, epochs, imgsz, batch, lr values; seeds {seeds}).")
-    return lines
+def _fairness_line(p: tables.Pair, cols: Sequence[str]) -> str:
+    """One compared pair: every difference with both values, the backbone's own settings
+    (model, its kwargs such as pretrained weights by content) apart from the rest."""
+    where = p.other.context(cols)
+    if p.strict:
+        head = f"- **{p.other.backbone}** vs **{p.baseline.backbone}** at {where}"
+    else:
+        head = (f"- **{p.other.backbone}** ({where}) vs **{p.baseline.backbone}** "
+                f"({p.baseline.context(cols)}): no baseline row matches in every other setting "
+                f"({', '.join(p.blocking)} prevent the pairing); closest used")
+    own = [tables.fmt_difference(d) for d in p.differences if tables.is_backbone_key(d[0])]
+    rest = [tables.fmt_difference(d) for d in p.differences if not tables.is_backbone_key(d[0])]
+    with_identity = p.baseline.settings is not None and p.other.settings is not None
+    parts = [f"the backbone's own settings: {'; '.join(own)}"] if own else []
+    if rest:
+        parts.append("**differs in** " + "; ".join(rest))
+    elif with_identity:
+        parts.append("nothing else differs (every identity key compared)")
+    else:
+        seeds = ", ".join(tables.fmt_value(s) for s in p.other.seeds()) or "none recorded"
+        parts.append("share everything but the backbone as far as the axes show (no identity recorded: "
+                     f"same initialisation, schedule, optimizer, data, epochs, imgsz, batch, lr values; seeds {seeds})")
+    if not with_identity and rest:
+        parts.append("compared on the axes only (no identity recorded)")
+    return f"{head}: " + "; ".join(parts) + "."
 
 
-def _sample_notes(runs: Runs, pairs: Sequence[tables.Pair], axes: Sequence[str], metric: str,
-                  common: dict[str, object]) -> list[str]:
+def _revision_note(configs: Sequence[tables.Config], cols: Sequence[str]) -> list[str]:
+    """Names the code revisions when the rows were not all trained by the same code: git_rev
+    is not part of the identity, yet other code can give other numbers for the same config."""
+    revs = tables.revisions(configs)
+    if len(revs) < 2:
+        return []
+    parts = [f"{r}: " + ", ".join(f"{c.backbone} ({c.context(cols)})" for c in rows) for r, rows in revs.items()]
+    return ["- **Code revision (git_rev) differs among the rows**; numbers from different code may differ "
+            "for reasons no setting shows: " + "; ".join(parts) + "."]
+
+
+def _fallback_note(runs: Runs, axes: Sequence[str]) -> list[str]:
+    """Says how many completed runs could only be grouped by their axes (no identity)."""
+    n = len(tables.without_identity(runs))
+    if not n:
+        return []
+    return [f"**Note:** {n} of {len(runs.completed)} completed run(s) have no identity in summary.json "
+            f"(written by older code): they are grouped by the axes only ({', '.join(axes)}), so runs "
+            "that differ in a setting outside those axes may share a row, their spread shown as if "
+            "it were seed noise."]
+
+
+def _sample_notes(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[tables.Pair],
+                  axes: Sequence[str], metric: str, common: dict[str, object]) -> list[str]:
     lines = [
         "- Means are over completed runs only; ± is the sample std over seeds (ddof=1), "
         "shown as – when a row has one seed. A delta is called within seed noise when "
@@ -127,6 +158,8 @@ def _sample_notes(runs: Runs, pairs: Sequence[tables.Pair], axes: Sequence[str],
                      "on short runs the spread between seeds of one configuration can be as large as "
                      "the differences between configurations. Run several seeds per row (seed=0,1,2).")
     lines += [f"- {tables.noise_statement(p, metric, axes)}" for p in pairs]
+    lines += [f"- {c.backbone} ({c.context(axes)}): {n} runs have the same identity `{d}`, seed included: "
+              "they repeat one run, they are not independent seeds." for c, d, n in tables.repeated_identities(configs)]
     data = common.get("data")
     datas = {tables.fmt_value(v) for v in runs.completed.get("data", pd.Series(dtype=object))}
     if data == "synthetic" or datas == {"synthetic"}:
@@ -142,12 +175,14 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
                     metric: str) -> str:
     """report.md: headline, main table, fairness, what the sample shows, runs, problems."""
     common = tables.common_settings(runs, axes)
+    cols = tables.label_columns(configs, axes)
     out = ["# Backbone comparison report", ""]
     out.append("Searched: " + ", ".join(f"`{r}`" for r in runs.roots) + ". " + _status_line(runs.runs) + ".")
     out.append(f"Baseline backbone: `{baseline}`; metric for the noise statements: `{metric}`.")
     if common:
         out.append("Common to all completed runs: "
                    + ", ".join(f"{k}={tables.fmt_value(v)}" for k, v in common.items()) + ".")
+    out += _fallback_note(runs, axes)
     out.append("")
 
     out.append(f"## Headline: {baseline} vs {candidate}")
@@ -156,10 +191,11 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
         out.append(f"No completed {candidate} row with a completed {baseline} row to compare it with.")
     else:
         if not headline.strict:
-            out.append("**Warning: not like-for-like** — no baseline row shares all other axes with "
-                       f"the {candidate} rows; differences: " + "; ".join(headline.differences) + ".")
+            out.append("**Warning: not like-for-like** — no baseline row matches the "
+                       f"{candidate} rows in every other setting ({', '.join(headline.blocking)} prevent the "
+                       "pairing); differences: " + "; ".join(map(tables.fmt_difference, headline.differences)) + ".")
             out.append("")
-        out.append(f"Configuration: {headline.other.context(axes)}.")
+        out.append(f"Configuration: {headline.other.context(cols)}.")
         out.append("")
         label = "ConvNeXt" if candidate.startswith("convnext") else "Candidate"
         out.append(tables.md_table(["Metric", f"Baseline ({baseline})", f"{label} ({candidate})"],
@@ -176,8 +212,8 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
         out.append("")
         gi = {tables.fmt_value(v) for v in runs.completed.get("gflops_imgsz", pd.Series(dtype=object)).dropna()}
         gnote = f" GFLOPs at imgsz {', '.join(sorted(gi))}." if gi else ""
-        out.append("Δ = row mean − mean of the baseline row with the same other axes "
-                   "(– where there is none)." + gnote)
+        out.append("Δ = row mean − mean of the baseline row that matches it in every other setting "
+                   "(– where there is none; see Fairness)." + gnote)
     else:
         out.append("No completed runs yet.")
     out.append("")
@@ -185,21 +221,22 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
     out.append("## Fairness")
     out.append("")
     if pairs:
-        out += _fairness_section(pairs, axes)
+        out += [_fairness_line(p, cols) for p in pairs]
     elif configs:
         out.append(f"No {baseline} row among the completed runs: nothing is compared.")
     else:
         out.append("Nothing to compare.")
+    out += _revision_note(configs, cols)
     out.append("")
 
     out.append("## What this sample can show")
     out.append("")
-    out += _sample_notes(runs, pairs, axes, metric, common)
+    out += _sample_notes(runs, configs, pairs, cols, metric, common)
     out.append("")
 
     out.append("## Runs")
     out.append("")
-    out.append(_runs_section(runs, axes))
+    out.append(_runs_section(runs, cols))
     out.append("")
     if runs.problems:
         out.append("## Problems reading runs")
@@ -212,7 +249,8 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
 
 
 def _plot_groups(configs: Sequence[tables.Config], axes: Sequence[str]) -> list[plots.PlotGroup]:
-    varying = [a for a in axes if len({c.axes.get(a) for c in configs}) > 1] or ["backbone"]
+    cols = tables.label_columns(configs, axes)
+    varying = [a for a in cols if len({c.axes.get(a) for c in configs}) > 1] or ["backbone"]
     groups = []
     for c in configs:
         label = " / ".join(tables.fmt_value(c.axes.get(a)) for a in varying)
@@ -246,7 +284,7 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
     if candidate is None:
         others = sorted({c.backbone for c in configs if c.axes.get("backbone") != baseline})
         candidate = "convnext_tiny" if "convnext_tiny" in others or not others else others[0]
-    headline = tables.pick_headline(pairs, candidate, axes)
+    headline = tables.pick_headline(pairs, candidate, tables.label_columns(configs, axes))
     summary = tables.summary_frame(configs, pairs, axes, metric)
     markdown = render_markdown(runs, configs, pairs, headline, axes, baseline, candidate, metric)
 

@@ -2,10 +2,13 @@
 
 Why this shape: the question is "does ConvNeXt beat CSPDarknet under the same
 conditions", and a sweep mostly measures seed noise unless it shows it. So rows are
-configurations (every axis except the seed), each a mean ± std over its completed
-seeds; a candidate row is compared with the baseline row that shares all its other
-axes, and where no such row exists the closest one is used and every difference is
-named, never silently compared.
+configurations, each a mean ± std over its completed seeds. A row is every run with the
+same identity (summary.json's whole resolved training config, weights files by content)
+but for the seed: two runs that differ in anything that can change a number are never
+averaged together, whatever the study's axes say. Runs written before the identity
+existed fall back to grouping by the axes. A candidate row is compared with the baseline
+row that matches it in every other setting; where none does, the closest one is used and
+every difference is named, never silently compared.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.collect import Runs
+from analysis.collect import DIGEST, IDENTITY_PREFIX, Runs, identity_columns
 
 #: Metrics of the main table, with their column titles.
 TABLE_METRICS: dict[str, str] = {
@@ -31,8 +34,19 @@ HEADLINE_METRICS: dict[str, str] = {
 #: Axes that always name a configuration (when present), in this order.
 PRIMARY_AXES: tuple[str, ...] = ("backbone", "neck_init", "schedule", "optimizer")
 SEED = "seed"
+SEED_KEY = IDENTITY_PREFIX + SEED
 AXIS_LABELS = {"neck_init": "neck_init (initialisation)"}
+RUN_LABELS = {"seed": "seeds", "git_rev": "git_rev (code revision)", "device": "device (affects img/s only)",
+              "world_size": "world_size (DDP processes: BatchNorm batch per process)"}
 DASH = "–"
+#: An identity key one run has and the other lacks (e.g. model_kwargs.pretrained of a yolov5 model).
+ABSENT = "(absent)"
+#: Identity keys that are the backbone itself: they differ between backbones by design, so they
+#: never prevent a baseline-vs-candidate pairing (the fairness note still names them).
+BACKBONE_KEYS = ("model", "init_scope")
+BACKBONE_PREFIXES = ("model_kwargs.",)
+#: Label column telling rows with an identity from rows grouped by their axes (when both exist).
+KIND = "identity"
 
 
 def is_missing(v: Any) -> bool:
@@ -90,10 +104,12 @@ class Stat:
 
 @dataclass
 class Config:
-    """One configuration: the axis values that define it and its completed runs."""
+    """One configuration: its label values (axes and cfg.* identity keys), its completed
+    runs, and (None for runs without identity) the identity its runs share but for the seed."""
 
     axes: dict[str, Any]
     runs: pd.DataFrame
+    settings: dict[str, Any] | None = None
 
     @property
     def n(self) -> int:
@@ -123,8 +139,8 @@ class Config:
         return sorted({_norm(v) for v in self.runs[SEED]}, key=_sort_key)
 
     def context(self, axes: Sequence[str]) -> str:
-        """'neck_init=random, schedule=linear' over the given axes (the backbone left out)."""
-        parts = [f"{a}={fmt_value(self.axes.get(a))}" for a in axes if a != "backbone"]
+        """'neck_init=random, schedule=linear' over the given columns (the backbone left out)."""
+        parts = [f"{column_title(a)}={fmt_value(self.axes.get(a))}" for a in axes if a != "backbone"]
         return ", ".join(parts) if parts else "the only setting"
 
 
@@ -132,14 +148,16 @@ class Config:
 class Pair:
     """A candidate configuration and the baseline configuration it is compared with.
 
-    strict: the two share every configuration axis but the backbone. differences: what
-    else differs between their runs (axes, the set of seeds, code revision, device).
+    strict: the two match in every setting but the backbone's own. differences: what
+    differs between their runs, (name, baseline value, candidate value), the backbone's own
+    settings included. blocking: the settings that keep the pair from being strict.
     """
 
     baseline: Config
     other: Config
     strict: bool
-    differences: list[str] = field(default_factory=list)
+    differences: list[tuple[str, str, str]] = field(default_factory=list)
+    blocking: list[str] = field(default_factory=list)
 
     def delta(self, metric: str) -> float:
         return self.other.stat(metric).mean - self.baseline.stat(metric).mean
@@ -171,31 +189,136 @@ def common_settings(runs: Runs, axes: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def group_configs(runs: Runs, axes: Sequence[str], baseline: str) -> list[Config]:
-    """Completed runs grouped by the configuration axes, sorted so that a baseline row
-    comes right before the candidate rows that share its other axes."""
+def column_title(col: str) -> str:
+    """A label column as the tables show it: cfg.hyp.weight_decay -> hyp.weight_decay."""
+    return col[len(IDENTITY_PREFIX):] if col.startswith(IDENTITY_PREFIX) else col
+
+
+def column_titles(cols: Sequence[str]) -> list[str]:
+    """Titles for a row of label columns; cfg.optimizer keeps its prefix beside an axis optimizer."""
+    return [c if column_title(c) in cols and c != column_title(c) else column_title(c) for c in cols]
+
+
+def has_identity(row: pd.Series) -> bool:
+    return not is_missing(row.get(DIGEST))
+
+
+def without_identity(runs: Runs) -> pd.DataFrame:
+    """Completed runs with no identity: the ones grouped by their axes only."""
     done = runs.completed
+    return done[[not has_identity(r) for _, r in done.iterrows()]] if len(done) else done
+
+
+def varying_identity_keys(done: pd.DataFrame) -> list[str]:
+    """cfg.* columns (seed aside: it is the replicate key) with more than one value among
+    the completed runs that have an identity; a key some runs lack counts as a value."""
+    rows = done[[has_identity(r) for _, r in done.iterrows()]] if len(done) else done
+    return [k for k in identity_columns(done) if k != SEED_KEY and len({_norm(v) for v in rows[k]}) > 1]
+
+
+def run_key(row: pd.Series, keys: Sequence[str], axes: Sequence[str]) -> tuple[Any, ...]:
+    """What puts two runs into one row: the varying identity keys, or without an identity
+    the configuration axes (today's grouping). The two kinds never share a row."""
+    if has_identity(row):
+        return ("identity", *(_norm(row.get(k)) for k in keys))
+    return ("axes", *(_norm(row.get(a)) for a in axes))
+
+
+def _common(values: Iterable[Any]) -> Any:
+    """The one value of a row's runs, or their set as text when they disagree (an axis
+    label that is not an identity setting, e.g. a tuning trial number)."""
+    vals = {_norm(v) for v in values}
+    return next(iter(vals)) if len(vals) == 1 else _set_text(vals)
+
+
+def make_config(frame: pd.DataFrame, axes: Sequence[str]) -> Config:
+    """A row from its runs: axis labels, and the identity they share (seed left out)."""
+    labels = {a: _common(frame[a]) if a in frame.columns else None for a in axes}
+    first = frame.iloc[0]
+    settings = None
+    if has_identity(first):
+        settings = {column_title(k): _norm(first[k]) for k in identity_columns(frame)
+                    if k != SEED_KEY and not is_missing(first[k])}
+    return Config(labels, frame, settings)
+
+
+def identity_label(c: Config, key: str) -> Any:
+    """A cfg.* key's value for a row: ABSENT when its identity lacks it, None without identity."""
+    return None if c.settings is None else c.settings.get(column_title(key), ABSENT)
+
+
+def extra_label_keys(configs: Sequence[Config], axes: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """Identity keys the table must show so that no two rows look alike: each varying key
+    whose value is not already determined by the columns shown so far (so model, named by
+    the backbone column, or hyp.lr0, named by lr0, add nothing; hyp.weight_decay swept
+    within one backbone does). Since every left-out key is a function of shown columns,
+    rows that differ in any setting differ in their labels."""
+    shown: list[str] = list(axes)
+    extra: list[str] = []
+    for k in keys:
+        seen: dict[tuple[Any, ...], Any] = {}
+        for c in configs:
+            sig = tuple(c.axes.get(a) if a in axes else identity_label(c, a) for a in shown)
+            if seen.setdefault(sig, identity_label(c, k)) != identity_label(c, k):
+                shown.append(k)
+                extra.append(k)
+                break
+    return extra
+
+
+def label_columns(configs: Sequence[Config], axes: Sequence[str]) -> list[str]:
+    """The configurations table's label columns: the axes, then the identity keys added."""
+    return [*axes, *[k for k in (configs[0].axes if configs else {}) if k not in axes]]
+
+
+def group_configs(runs: Runs, axes: Sequence[str], baseline: str) -> list[Config]:
+    """Completed runs grouped into rows (by identity but the seed; by the axes for runs
+    without one), labelled, and sorted so that a baseline row comes right before the
+    candidate rows that share its other labels."""
+    done = runs.completed
+    keys = varying_identity_keys(done)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for idx, row in done.iterrows():
-        key = tuple(_norm(row.get(a)) for a in axes)
-        groups.setdefault(key, []).append(idx)
-    configs = [Config(dict(zip(axes, key)), done.loc[idx]) for key, idx in groups.items()]
+        groups.setdefault(run_key(row, keys, axes), []).append(idx)
+    configs = [make_config(done.loc[idx], axes) for idx in groups.values()]
+    if len({c.settings is None for c in configs}) == 2:  # else an old and a new run could look alike
+        for c in configs:
+            c.axes[KIND] = "none" if c.settings is None else "recorded"
+    for k in extra_label_keys(configs, axes, keys):
+        for c in configs:
+            c.axes[k] = identity_label(c, k)
+    cols = label_columns(configs, axes)
 
     def order(c: Config) -> tuple[Any, ...]:
-        rest = tuple(_sort_key(c.axes.get(a)) for a in axes if a != "backbone")
+        rest = tuple(_sort_key(c.axes.get(a)) for a in cols if a != "backbone")
         bb = c.axes.get("backbone")
         return (*rest, bb != baseline, _sort_key(bb))
 
     return sorted(configs, key=order)
 
 
+def is_backbone_key(key: str) -> bool:
+    return key in BACKBONE_KEYS or key.startswith(BACKBONE_PREFIXES)
+
+
+def blocking_keys(base: Config, other: Config, axes: Sequence[str]) -> list[str]:
+    """The settings that keep two rows from being a like-for-like pair: every identity key
+    that differs, the backbone's own aside; where a row has no identity, the configuration
+    axes but the backbone (all that is known of it)."""
+    if base.settings is not None and other.settings is not None:
+        keys = [*base.settings, *[k for k in other.settings if k not in base.settings]]
+        return [k for k in keys if not is_backbone_key(k)
+                and base.settings.get(k, ABSENT) != other.settings.get(k, ABSENT)]
+    return [column_title(a) for a in axes if a != "backbone" and base.axes.get(a) != other.axes.get(a)]
+
+
 def find_pairs(configs: Sequence[Config], runs: Runs, axes: Sequence[str], baseline: str) -> list[Pair]:
     """For every non-baseline configuration, the baseline row it is compared with.
 
-    The baseline row with all other axes equal when there is one (strict); otherwise the
-    one differing on the fewest axes (ties: table order), flagged as not like-for-like.
+    The baseline row that matches it in every other setting when there is one (strict);
+    otherwise the one with the fewest blocking settings (ties: table order), flagged as
+    not like-for-like with the blocking settings named.
     """
-    others = [a for a in axes if a != "backbone"]
     bases = [c for c in configs if c.axes.get("backbone") == baseline]
     pairs: list[Pair] = []
     if not bases:
@@ -203,10 +326,10 @@ def find_pairs(configs: Sequence[Config], runs: Runs, axes: Sequence[str], basel
     for c in configs:
         if c.axes.get("backbone") == baseline:
             continue
-        n_diff = [sum(b.axes.get(a) != c.axes.get(a) for a in others) for b in bases]
-        best = min(range(len(bases)), key=lambda i: n_diff[i])
+        blocks = [blocking_keys(b, c, axes) for b in bases]
+        best = min(range(len(bases)), key=lambda i: len(blocks[i]))
         b = bases[best]
-        pairs.append(Pair(b, c, n_diff[best] == 0, run_differences(b, c, runs.axes)))
+        pairs.append(Pair(b, c, not blocks[best], row_differences(b, c, runs.axes), blocks[best]))
     return pairs
 
 
@@ -215,24 +338,59 @@ def _set_text(values: set[Any]) -> str:
     return fmt_value(vals[0]) if len(vals) == 1 else "{" + ", ".join(fmt_value(v) for v in vals) + "}"
 
 
-def run_differences(base: Config, other: Config, all_axes: Sequence[str]) -> list[str]:
-    """Everything but the backbone that differs between two rows' runs, one line each.
-
-    Compared as sets of values over the runs, so a row that mixes epochs or lr values
-    across its seeds is caught too, and the seed sets themselves are compared.
-    """
-    out: list[str] = []
-    for a in [*all_axes, "world_size", "device", "git_rev"]:
-        if a == "backbone":
-            continue
+def _run_sets(base: Config, other: Config, names: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Columns whose sets of values over the two rows' runs differ, so a row that mixes
+    values across its seeds (code revisions, epochs) is caught too."""
+    out = []
+    for a in names:
         vb = {_norm(v) for v in base.runs[a]} if a in base.runs.columns else {None}
         vo = {_norm(v) for v in other.runs[a]} if a in other.runs.columns else {None}
-        if vb == vo:
+        if vb != vo:
+            out.append((RUN_LABELS.get(a, AXIS_LABELS.get(a, a)), _set_text(vb), _set_text(vo)))
+    return out
+
+
+def identity_differences(base: dict[str, Any], other: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Every identity key whose value differs between two rows, in the config's order."""
+    keys = [*base, *[k for k in other if k not in base]]
+    return [(k, fmt_value(base.get(k, ABSENT)), fmt_value(other.get(k, ABSENT)))
+            for k in keys if base.get(k, ABSENT) != other.get(k, ABSENT)]
+
+
+def row_differences(base: Config, other: Config, all_axes: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Everything that differs between two rows' runs: with identities, every identity key
+    (the backbone's own included) plus seeds, device name and code revision, which the
+    identity leaves out; without, every axis but the backbone plus those (today's check)."""
+    if base.settings is not None and other.settings is not None:
+        facts = _run_sets(base, other, ["seed", "device", "git_rev"])
+        return identity_differences(base.settings, other.settings) + facts
+    names = [a for a in all_axes if a != "backbone"] + ["world_size", "device", "git_rev"]
+    return _run_sets(base, other, names)
+
+
+def fmt_difference(d: tuple[str, str, str]) -> str:
+    return f"{d[0]}: {d[1]} vs {d[2]}"
+
+
+def revisions(configs: Sequence[Config]) -> dict[str, list[Config]]:
+    """git_rev -> the rows with a run of that code revision (a row may be under several)."""
+    out: dict[str, list[Config]] = {}
+    for c in configs:
+        revs = {_norm(v) for v in c.runs["git_rev"]} if "git_rev" in c.runs.columns else {None}
+        for r in sorted(revs, key=_sort_key):
+            out.setdefault(fmt_value(r), []).append(c)
+    return out
+
+
+def repeated_identities(configs: Sequence[Config]) -> list[tuple[Config, str, int]]:
+    """(row, digest, count) where one identity, seed included, was run more than once: those
+    runs are repeats, not independent seeds, and their spread is not seed noise."""
+    out = []
+    for c in configs:
+        if DIGEST not in c.runs.columns:
             continue
-        label = {"seed": "seeds", "git_rev": "git_rev (code revision)",
-                 "device": "device (affects img/s only)",
-                 "world_size": "world_size (DDP processes: BatchNorm batch per process)"}.get(a, AXIS_LABELS.get(a, a))
-        out.append(f"{label}: {_set_text(vb)} vs {_set_text(vo)}")
+        counts = c.runs[DIGEST].dropna().value_counts()
+        out += [(c, str(d), int(n)) for d, n in counts.items() if n > 1]
     return out
 
 
@@ -296,7 +454,7 @@ def summary_frame(configs: Sequence[Config], pairs: Sequence[Pair], axes: Sequen
     base_of = strict_baseline(configs, pairs)
     rows = []
     for c in configs:
-        row: dict[str, Any] = {a: c.axes.get(a) for a in axes}
+        row: dict[str, Any] = {a: c.axes.get(a) for a in label_columns(configs, axes)}
         row["n"] = c.n
         row["seeds"] = " ".join(fmt_value(s) for s in c.seeds())
         for m in metrics:
@@ -329,12 +487,13 @@ def display_rows(configs: Sequence[Config], pairs: Sequence[Pair], axes: Sequenc
     """The main table as strings (report.md and summary_table.tex)."""
     deltas = ["map", "map50"] + ([metric] if metric not in ("map", "map50") else [])
     extra = [metric] if metric not in TABLE_METRICS else []
-    headers = [*axes, "n", *TABLE_METRICS.values(), *extra,
+    cols = label_columns(configs, axes)
+    headers = [*column_titles(cols), "n", *TABLE_METRICS.values(), *extra,
                *[f"Δ{TABLE_METRICS.get(m, m)}" for m in deltas], "params", "GFLOPs", "train img/s"]
     base_of = strict_baseline(configs, pairs)
     rows = []
     for c in configs:
-        cells = [fmt_value(c.axes.get(a)) for a in axes] + [str(c.n)]
+        cells = [fmt_value(c.axes.get(a)) for a in cols] + [str(c.n)]
         for m in [*TABLE_METRICS, *extra]:
             st = c.stat(m)
             cells.append(fmt_stat(st) + (f" (n={st.n})" if 0 < st.n != c.n else ""))

@@ -153,3 +153,30 @@ def test_results_csv_edge_cases(tmp_path: Path) -> None:
     assert any("duplicate column" in m for _, m in probs)
     frame, probs = read_results_csv(tmp_path / "none.csv", required=True)
     assert frame is None and "missing results.csv" in probs[0][1]
+
+
+def test_identity_is_flattened_and_its_absence_tolerated(tmp_path: Path) -> None:
+    """summary["identity"]: one cfg.<dotted key> column per leaf, weights files by content;
+    a missing or malformed identity is a problem noted, never a crash."""
+    ident = {"digest": "0123456789abcdef",
+             "config": {"model": "convnext_tiny", "init_weights": None, "layer_decay": None,
+                        "model_kwargs": {"neck": "yolov5s", "pretrained": {"size": 10, "sha256": "cd" * 32}},
+                        "hyp": {"lr0": 0.0002, "weight_decay": 0.05}, "data": {"digest": "feedfacefeedface", "nc": 3},
+                        "synthetic": {"sizes": [8, 16]}, "ema": True, "seed": 1}}
+    write(tmp_path / "new", {**summary("convnext_tiny", 1), "identity": ident})
+    write(tmp_path / "old", summary())
+    write(tmp_path / "bad", {**summary(seed=2), "identity": {"digest": "xyz", "config": {}}})
+    write(tmp_path / "early", {**summary(seed=3, status="failed")})  # failed before the identity
+    r = collect_runs(tmp_path)
+    new = by_dir(r, "new")
+    assert new["identity_digest"] == "0123456789abcdef"
+    assert new["cfg.model_kwargs.pretrained"] == "sha256:cdcdcdcdcdcd"
+    assert new["cfg.model_kwargs.neck"] == "yolov5s" and new["cfg.init_weights"] == "null"
+    assert new["cfg.hyp.weight_decay"] == 0.05 and new["cfg.data.digest"] == "feedfacefeedface"
+    assert new["cfg.synthetic.sizes"] == "[8, 16]" and new["cfg.ema"] is True and new["cfg.seed"] == 1
+    old = by_dir(r, "old")
+    assert math.isnan(old["identity_digest"]) and math.isnan(old["cfg.hyp.lr0"])
+    problems = [(Path(p).parent.name, m.split(" (")[0]) for p, m in r.problems if "identity" in m]
+    # only a completed run is put into a row: the early failure is not a problem
+    assert sorted(problems) == [("bad", "malformed 'identity'"), ("old", "no 'identity'")]
+    assert math.isnan(by_dir(r, "bad")["identity_digest"])
