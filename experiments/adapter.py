@@ -31,6 +31,7 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
         model=bb["model"], model_kwargs=model_kwargs,
         init_weights=ni["weights"] if ni["name"] != "random" else None,
         init_scope="all" if is_yolov5 else "neck_head",
+        init_min_transfer=ni["min_transfer"], max_image_pixels=data["max_image_pixels"],
         data="synthetic" if data["name"] == "synthetic" and not data["path"] else data["path"],
         synthetic=data["synthetic"], cache=data["cache"],
         imgsz=tr["imgsz"], batch_size=tr["batch"], workers=tr["workers"], epochs=tr["epochs"],

@@ -31,6 +31,7 @@ class BackboneConf:
 class NeckInitConf:
     name: str = "random"
     weights: Optional[str] = None       # an official yolov5*.pt (or our checkpoint) for neck (+ head)
+    min_transfer: float = 1.0           # fraction of the scope's tensors the file must fill, else refused
 
 
 @dataclass
@@ -73,6 +74,7 @@ class DataConf:
     path: Optional[str] = None          # dataset yaml (YOLOv5 or COCO-json form); null for synthetic
     synthetic: SyntheticConf = field(default_factory=SyntheticConf)
     cache: Optional[str] = None         # null | ram | disk
+    max_image_pixels: Optional[int] = 89_478_485  # larger images are skipped as corrupt (PIL's limit); null: none
 
 
 @dataclass

@@ -265,9 +265,15 @@ def test_api_key_is_written_nowhere(fake_key_run):
 
 @pytest.mark.slow
 def test_resume_continues_the_same_offline_experiment(tmp_path):
+    class StoppedAfterFirstEpoch(CometLogger):  # a Ctrl-C right after epoch 0's last.pt
+        def log_epoch(self, epoch, row):
+            super().log_epoch(epoch, row)
+            raise KeyboardInterrupt
+
     out = tmp_path / "run"
-    first = CometLogger()
-    train(tiny(out, epochs=1), logger=first)
+    first = StoppedAfterFirstEpoch()
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(out, epochs=2), logger=first)
     second = CometLogger()
     train(tiny(out, epochs=2), logger=second)   # resumes from last.pt at epoch 1
     key = (out / COMET_DIR / KEY_FILE).read_text().strip()

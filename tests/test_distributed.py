@@ -2,7 +2,7 @@
 
 - two ranks train a run: only rank 0 writes the run directory, summary.json records
   world_size 2, and at the end every rank holds the same weights and optimizer state;
-  asking for more epochs resumes both ranks from last.pt, still in step;
+  a run stopped after its first epoch resumes both ranks from last.pt, still in step;
 - SIGTERM to one rank only (a scheduler signalling one task) stops every rank at the
   next agreed point: the run says `preempted`, torchrun exits, nothing waits forever;
 - the loss the trainer back-propagates under DDP gives every rank the gradient of the
@@ -26,12 +26,20 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
-import sys, torch, torch.distributed as dist
+import signal, sys, torch, torch.distributed as dist
+from yolo_core.loggers import RunLogger
 from yolo_core.train import TrainConfig, Trainer
 out, epochs = sys.argv[1], int(sys.argv[2])
+stop_after_first = len(sys.argv) > 3
+
+class StopAfterFirstEpoch(RunLogger):  # rank 0's logger: a SIGTERM to rank 0 alone
+    def log_epoch(self, epoch, row):
+        signal.raise_signal(signal.SIGTERM)
+
 dist.init_process_group("gloo")  # ours: the trainer leaves a group it did not create in place
 trainer = Trainer(TrainConfig(out_dir=out, epochs=epochs, imgsz=64, batch_size=4, workers=0, warmup_min_iters=2,
-                              synthetic=dict(n_train=16, n_val=8)))
+                              synthetic=dict(n_train=16, n_val=8)),
+                  logger=StopAfterFirstEpoch() if stop_after_first else None)
 try:
     summary = trainer.fit()
 except Exception as e:
@@ -51,12 +59,12 @@ dist.destroy_process_group()
 """
 
 
-def torchrun(tmp_path: Path, out: Path, epochs: int) -> subprocess.Popen:
+def torchrun(tmp_path: Path, out: Path, epochs: int, *extra: str) -> subprocess.Popen:
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(script), str(out), str(epochs)], cwd=REPO, env=env, text=True,
+                             str(script), str(out), str(epochs), *extra], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -71,15 +79,19 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
 
 def test_two_ranks_stay_in_step_and_resume_together(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    for epochs in (1, 2):
-        proc = torchrun(tmp_path, out, epochs)
-        log = finish(proc)
-        assert proc.returncode == 0, log[-4000:]
-        assert "SAME weights True" in log and "SAME optimizer True" in log, log[-4000:]
-        assert "RANK 0 STATUS completed" in log and "RANK 1 STATUS completed" in log
-        summary = json.loads((out / "summary.json").read_text())
-        assert summary["status"] == "completed" and summary["world_size"] == 2
-        assert summary["epochs_completed"] == epochs
+    proc = torchrun(tmp_path, out, 2, "stop-after-first-epoch")
+    log = finish(proc)
+    assert proc.returncode != 0 and "RANK 1 RAISED Preempted" in log, log[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_completed"]) == ("preempted", 1)
+    proc = torchrun(tmp_path, out, 2)
+    log = finish(proc)
+    assert proc.returncode == 0, log[-4000:]
+    assert "SAME weights True" in log and "SAME optimizer True" in log, log[-4000:]
+    assert "RANK 0 STATUS completed" in log and "RANK 1 STATUS completed" in log
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert summary["epochs_completed"] == 2
     train_log = (out / "train.log").read_text()
     assert train_log.count("resumed from") == 1 and train_log.count("epoch 2/2") == 1  # rank 0 writes alone
     assert summary["axes"]["batch"] == 4   # the total over both ranks, as YOLOv5's --batch-size

@@ -20,6 +20,15 @@ from yolo_core.train.trainer import Trainer, train
 TINY = dict(epochs=2, imgsz=64, batch_size=4, workers=0, warmup_min_iters=2, synthetic=dict(n_train=12, n_val=4))
 
 
+class StopAfter(RunLogger):
+    def __init__(self, n: int):
+        self.n = n
+
+    def log_epoch(self, epoch, row):
+        if epoch + 1 == self.n:
+            raise KeyboardInterrupt
+
+
 # ------------------------------------------------------------------ non-finite steps
 class NaNLossAt(Trainer):
     """A trainer whose training loss is NaN at the given (0-based) iterations."""
@@ -166,7 +175,9 @@ def _elongated_yolo_set(root: Path, n_train: int = 24, n_val: int = 4) -> Path:
 def test_autoanchor_in_a_run_is_logged_stored_and_resumed(tmp_path) -> None:
     data = _elongated_yolo_set(tmp_path / "bars")
     cfg = dict(out_dir=str(tmp_path / "run"), data=str(data), **{**TINY, "synthetic": {}})
-    summary = train(TrainConfig(**{**cfg, "epochs": 1}))
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**cfg), logger=StopAfter(1))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     aa = summary["autoanchor"]
     assert aa["replaced"] and aa["new_bpr"] > aa["bpr"]
     assert "Anchors are a poor fit" in (tmp_path / "run" / "train.log").read_text()
@@ -179,8 +190,8 @@ def test_autoanchor_in_a_run_is_logged_stored_and_resumed(tmp_path) -> None:
     # within the first updates
     assert torch.allclose(best["model"]["head.anchors"], last["model"]["head.anchors"], rtol=1e-4)
     # a resumed run keeps the run's anchors and its report, and does not evolve again
-    resumed = train(TrainConfig(**{**cfg, "epochs": 2}))
-    assert resumed["autoanchor"] == aa
+    resumed = train(TrainConfig(**cfg))
+    assert resumed["autoanchor"] == aa and resumed["epochs_completed"] == 2
     assert (tmp_path / "run" / "train.log").read_text().count("Anchors are a poor fit") == 1
     # noautoanchor keeps the defaults
     off = train(TrainConfig(**{**cfg, "epochs": 1, "out_dir": str(tmp_path / "off"), "noautoanchor": True}))
@@ -213,15 +224,6 @@ def test_best_pt_on_ties_and_zero_fitness_as_the_official(tmp_path) -> None:
     assert summary["best_epoch"] == 3  # the later of two equal epochs (official: best_fitness == fi)
     best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert best["epoch"] == 3
-
-
-class StopAfter(RunLogger):
-    def __init__(self, n: int):
-        self.n = n
-
-    def log_epoch(self, epoch, row):
-        if epoch + 1 == self.n:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Training: TrainConfig (plain dataclass), the Trainer and `train()`."""
 from .config import TrainConfig
+from .identity import IdentityMismatch
 from .preemption import Preempted
 from .trainer import Trainer, train
 
-__all__ = ["TrainConfig", "Trainer", "train", "Preempted"]
+__all__ = ["TrainConfig", "Trainer", "train", "Preempted", "IdentityMismatch"]

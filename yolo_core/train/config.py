@@ -119,5 +119,24 @@ class TrainConfig:
         self.hyp = {**SCRATCH_LOW, **self.hyp}
         return self
 
+    # Settings whose null means "as the official decides"; one place computes each, for the
+    # trainer and for the run identity alike.
+    def rounds_init_fp16(self) -> bool:
+        """round_init_fp16, null resolved: the YOLOv5 family rounds, timm trunks do not."""
+        from ..models import list_models
+
+        return self.round_init_fp16 if self.round_init_fp16 is not None else self.model in list_models()
+
+    def val_batch(self, world_size: int = 1) -> int:
+        """val_batch_size, null resolved as the official: twice one process's training batch."""
+        return self.val_batch_size or self.batch_size // world_size * 2
+
+    def final_iou(self, coco80: bool) -> float:
+        """final_iou_thres, null resolved as the official val after training: 0.65 on COCO
+        (its json, 80 classes), else iou_thres."""
+        if self.final_iou_thres is not None:
+            return self.final_iou_thres
+        return 0.65 if coco80 else self.iou_thres
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import platform
 import subprocess
@@ -95,6 +96,16 @@ def git_revision(cwd: str | Path | None = None) -> str | None:
         return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def read_summary(path: str | Path) -> dict[str, Any] | None:
+    """A summary.json as a dict; None when absent or unreadable (a half-written file cannot
+    exist: writes are atomic, so unreadable means damaged or not ours)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_summary(path: str | Path, summary: Mapping[str, Any]) -> None:

@@ -8,8 +8,8 @@ Stop signals are handled in preemption.py, several processes (DDP) in distribute
 """
 from __future__ import annotations
 
-import json
 import logging
+import logging.handlers
 import os
 import random
 import sys
@@ -31,7 +31,7 @@ from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import PR_RECALL, fitness
 from ..loggers import RunLogger
 from ..loss import YOLOv5Loss, scale_loss_gains
-from ..models import build_model, list_models, model_facts
+from ..models import build_model, model_facts
 from ..models.checkpoint import CheckpointError, load_checkpoint_weights, load_training_checkpoint
 from ..models.transfer import transfer_weights
 from ..optim import build_param_groups
@@ -40,14 +40,17 @@ from .autoanchor import check_anchors
 from . import distributed as ddp
 from .config import TrainConfig
 from .ema import ModelEMA
+from .identity import IdentityMismatch, differences, identity_digest, run_identity
+from .nonfinite import NonFiniteSteps
 from .optimizer import build_optimizer
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
-                        write_pr_curve_csv, write_results_csv, write_summary)
-from .nonfinite import NonFiniteSteps
+                        read_summary, write_pr_curve_csv, write_results_csv, write_summary)
 from .schedule import lr_lambda, schedule_epoch, warmup_iterations, warmup_value
 
 LOG = logging.getLogger("yolo_core.train")
+RESTART_HINT = ("To train this config, give it another out_dir (hydra.run.dir / hydra.sweep.dir), or set "
+                "resume=false to start this directory over (its files are overwritten).")
 STOP_SYNC_EVERY = 10  # with DDP: iterations between the collectives that agree on a stop signal
 
 
@@ -121,18 +124,31 @@ class Trainer:
         self.train_images = 0
         self.wall_before = 0.0  # wall time of earlier attempts of this run (resume)
         self.summary: dict[str, Any] = {}
+        self.data: DetectionDataset | None = None
+        self.identity: dict[str, Any] | None = None
         self.stop = StopRequest()  # SIGTERM/SIGUSR2 -> `preempted` at the next safe point
 
     # ------------------------------------------------------------------ setup
-    def _setup_logging(self) -> logging.Handler:
+    def _setup_logging(self, held: logging.handlers.MemoryHandler) -> logging.Handler:
+        """train.log, starting with the records `held` kept while the run was identified."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.run_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        held.setTarget(handler)
+        held.flush()
+        logging.getLogger("yolo_core").addHandler(handler)
+        return handler
+
+    @staticmethod
+    def _hold_logging() -> logging.handlers.MemoryHandler:
+        """Keep yolo_core's records in memory until it is known whether this run writes its
+        directory: a skipped or refused re-run must leave train.log as it was."""
         root = logging.getLogger("yolo_core")
-        root.addHandler(handler)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
-        return handler
+        held = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
+        root.addHandler(held)
+        return held
 
     def _load_data(self) -> DetectionDataset:
         cfg = self.cfg
@@ -174,7 +190,7 @@ class Trainer:
         if not self.dist.is_main:
             self.val_split = self.val_gt = None
             return train_set, None, train_loader, None
-        val_bs = cfg.val_batch_size or batch * 2
+        val_bs = cfg.val_batch(world)
         val_set = YOLODataset(data.val, cfg.imgsz, augment=False, rect=True, pad=0.5, batch_size=val_bs,
                               cache=cfg.cache, seed=cfg.seed)
         # rect mode reorders the val records; evaluation indexes the dataset's own order
@@ -198,6 +214,7 @@ class Trainer:
             "last_opt_step": self.last_opt_step,
             "nonfinite_steps": self.nonfinite.total,
             "autoanchor": self.summary.get("autoanchor"),
+            "identity": self.identity,
             "accumulate": self.accumulate,
             "wall_time_s": self.wall_before + (time.time() - self.t_start),
             "rng": rng_state(),
@@ -208,19 +225,17 @@ class Trainer:
 
     def _resume(self) -> None:
         last = self.ckpt_dir / "last.pt"
-        if self.dist.is_main:  # temp files of writes a kill interrupted (as big as a checkpoint)
-            for p in remove_orphaned_temps(self.ckpt_dir) + remove_orphaned_temps(self.run_dir):
-                LOG.info("removed %s, the temp file of an interrupted write", p)
         if not (self.cfg.resume and last.is_file()):
             return
-        hint = (f"delete it (or move it away), or set resume=false, to start this run over ({self.run_dir}); "
-                f"no backup of last.pt is kept")
-        state = load_training_checkpoint(last, self.device, hint, required=("model", "optimizer", "epoch", "rng"))
+        state = load_training_checkpoint(last, self.device, self._damaged_last_hint(),
+                                         required=("model", "optimizer", "epoch", "rng"))
+        if self.dist.is_main:
+            self._check_identity(state.get("identity"), str(last))
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise CheckpointError(f"{last} holds the weights of another model than {self.cfg.model} "
-                                  f"(nc={self.data.nc}): {str(e).splitlines()[0]}; {hint}") from e
+                                  f"(nc={self.data.nc}): {str(e).splitlines()[0]}; {self._damaged_last_hint()}") from e
         if self.ema and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -375,18 +390,45 @@ class Trainer:
         self.summary["nonfinite_steps"] = self.nonfinite.total
         write_summary(self.run_dir / "summary.json", self.summary)
 
-    def _completed_summary(self) -> dict[str, Any] | None:
-        """The summary of a run that already completed in run_dir with the same number of epochs
-        (a re-run of a sweep skips it; asking for more epochs continues from last.pt)."""
-        path = self.run_dir / "summary.json"
-        if not (self.cfg.resume and path.is_file()):
+    def _damaged_last_hint(self) -> str:
+        return (f"delete it (or move it away), or set resume=false, to start this run over ({self.run_dir}); "
+                f"no backup of last.pt is kept")
+
+    def _identify(self) -> dict[str, Any] | None:
+        """Load the data, compute this run's identity (identity.py) and hold it against what
+        run_dir already has. Returns the summary of a completed run of the same identity (a
+        re-run skips it), None to train (fresh, or resuming last.pt, which _resume checks
+        again); raises IdentityMismatch when run_dir holds a run of another config."""
+        cfg = self.cfg
+        for p in remove_orphaned_temps(self.ckpt_dir) + remove_orphaned_temps(self.run_dir):
+            LOG.info("removed %s, the temp file of an interrupted write (as big as a checkpoint)", p)
+        self.data = self._load_data()
+        config = run_identity(cfg, self.data, device_type=self.device.type, world_size=self.dist.world_size,
+                              amp=self.amp)
+        self.identity = {"digest": identity_digest(config), "config": config}
+        if not cfg.resume:
             return None
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        same_length = summary.get("axes", {}).get("epochs") == self.cfg.epochs  # more epochs: continue
-        return summary if summary.get("status") == "completed" and same_length else None
+        last = self.ckpt_dir / "last.pt"
+        previous = read_summary(self.run_dir / "summary.json")
+        if previous is not None and (previous.get("status") == "completed" or last.is_file()):
+            self._check_identity(previous.get("identity"), f"{self.run_dir / 'summary.json'} "
+                                 f"({previous.get('status')}, {previous.get('epochs_completed')} epochs)")
+            return previous if previous.get("status") == "completed" else None
+        if last.is_file():  # no readable summary beside it: the checkpoint says what it is
+            state = load_training_checkpoint(last, "cpu", self._damaged_last_hint(), required=("model",))
+            self._check_identity(state.get("identity"), str(last))
+        return None  # nothing there that a re-run would reuse or report
+
+    def _check_identity(self, stored: dict[str, Any] | None, what: str) -> None:
+        if stored is None:
+            raise IdentityMismatch(
+                f"{what} was written without a run identity (by an older version of this code), so it cannot "
+                f"be told whether it is a run of this config; nothing was changed. {RESTART_HINT}")
+        if stored.get("digest") != self.identity["digest"]:
+            diff = differences(stored.get("config") or {}, self.identity["config"])
+            raise IdentityMismatch(
+                f"{what} is a run of another config; nothing was changed. Differences (stored -> requested): "
+                f"{'; '.join(diff) or 'none listed (digest differs)'}. {RESTART_HINT}")
 
     # ------------------------------------------------------------------ fit
     def fit(self) -> dict[str, Any]:
@@ -407,22 +449,40 @@ class Trainer:
         """Ranks > 0: train their share, write nothing (rank 0 reports for the run)."""
         logging.getLogger("yolo_core").setLevel(logging.WARNING)  # one console log: rank 0's
         done = {"status": "completed", "rank": self.dist.rank, "metrics": {}}
-        if ddp.broadcast_from_main(self.dist, None):  # rank 0 found the run completed
+        decision = ddp.broadcast_from_main(self.dist, None)
+        if decision == "done":  # rank 0 found the run completed
             return done
+        if decision != "train":
+            raise RuntimeError(f"rank 0 did not start the run ({decision}); its log says why")
         self.t_start = time.time()
         with self.stop.installed():
             self._fit()
         return done
 
     def _fit_main(self) -> dict[str, Any]:
-        done = self._completed_summary()
-        ddp.broadcast_from_main(self.dist, done is not None)
-        if done is not None:
-            LOG.info("%s already completed; nothing to do (resume=false starts over)", self.run_dir)
-            return done
         self.t_start = time.time()
-        handler = self._setup_logging()
         self.summary = self._base_summary()
+        held = self._hold_logging()
+        try:
+            try:
+                with self.stop.installed():
+                    done = self._identify()
+            except BaseException as e:
+                ddp.broadcast_from_main(self.dist, type(e).__name__)
+                LOG.error("%s: %s", type(e).__name__, e)
+                if not isinstance(e, (IdentityMismatch, Preempted, KeyboardInterrupt)):  # a data error fails the run
+                    self._close_logging(self._setup_logging(held))
+                    self._write_summary(status="failed", error=f"{type(e).__name__}: {e}")
+                raise
+        finally:
+            logging.getLogger("yolo_core").removeHandler(held)
+        ddp.broadcast_from_main(self.dist, "done" if done is not None else "train")
+        if done is not None:
+            LOG.info("%s already completed with this config; nothing to do (resume=false starts over)",
+                     self.run_dir)
+            return done
+        handler = self._setup_logging(held)
+        self.summary["identity"] = self.identity
         status = "failed"
         try:
             with self.stop.installed():
@@ -443,14 +503,19 @@ class Trainer:
             raise
         finally:
             self.logger.finish(status)
-            logging.getLogger("yolo_core").removeHandler(handler)
-            handler.close()
+            self._close_logging(handler)
         return self.summary
+
+    @staticmethod
+    def _close_logging(handler: logging.Handler) -> None:
+        logging.getLogger("yolo_core").removeHandler(handler)
+        handler.close()
 
     def _fit(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed + 1 + self.dist.rank, cfg.deterministic)
-        self.data = self._load_data()
+        if self.data is None:  # rank 0 loaded it in _identify
+            self.data = self._load_data()
         self._check_stop()  # a scan of a large set takes minutes: stop before building anything
         self.summary["data_warnings"] = {"train": self.data.train.skipped, "val": self.data.val.skipped}
         model = self._build_model(self.data.nc).to(self.device)
@@ -523,7 +588,7 @@ class Trainer:
             image_wh = np.array([record_hw(r)[::-1] for r in records], dtype=np.float64)
             self.summary["autoanchor"] = check_anchors(model.head, image_wh, self.train_set.labels, cfg.imgsz,
                                                        cfg.hyp["anchor_t"], seed=cfg.seed)
-        round_fp16 = cfg.round_init_fp16 if cfg.round_init_fp16 is not None else cfg.model in list_models()
+        round_fp16 = cfg.rounds_init_fp16()
         if round_fp16:  # official: model.half().float(), "pre-reduce anchor precision"
             model.half().float()
         self.summary["round_init_fp16"] = bool(round_fp16)
@@ -580,12 +645,10 @@ class Trainer:
     def _final_evaluation(self) -> None:
         """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
         cfg = self.cfg
-        best = torch.load(self.ckpt_dir / "best.pt", map_location=self.device, weights_only=True)
+        best = load_training_checkpoint(self.ckpt_dir / "best.pt", self.device, RESTART_HINT, required=("model",))
         model = self.ema.ema if self.ema else self.model
         model.load_state_dict(best["model"])
-        iou = cfg.final_iou_thres
-        if iou is None:
-            iou = 0.65 if self.data.val.coco_json and self.data.nc == 80 else cfg.iou_thres
+        iou = cfg.final_iou(coco80=bool(self.data.val.coco_json) and self.data.nc == 80)
         result = self._validate(model, iou, coco=True)
         atomic_write_json(result.predictions, self.run_dir / "predictions.json")
         if result.per_class is not None:
