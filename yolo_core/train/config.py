@@ -5,12 +5,49 @@ dataset's own defaults live with the configs that select it (conf/data/synthetic
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..hyp import SCRATCH_LOW
 from .optimizer import OPTIMIZERS
 from .schedule import SCHEDULES
+
+
+# Valid values, as (low, high, low included, high included). A value outside fails at once
+# (a NaN is outside every range), before any job of a sweep is launched.
+_INF = math.inf
+_PROB = (0.0, 1.0, True, True)
+_NONNEG = (0.0, _INF, True, False)
+HYP_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "lr0": (0.0, _INF, False, False), "lrf": _NONNEG, "momentum": (0.0, 1.0, True, False),
+    "weight_decay": _NONNEG, "warmup_epochs": _NONNEG, "warmup_momentum": (0.0, 1.0, True, False),
+    "warmup_bias_lr": _NONNEG, "box": _NONNEG, "cls": _NONNEG, "obj": _NONNEG, "cls_pw": (0.0, _INF, False, False),
+    "obj_pw": (0.0, _INF, False, False), "iou_t": _PROB, "anchor_t": (1.0, _INF, True, False), "fl_gamma": _NONNEG,
+    "hsv_h": _PROB, "hsv_s": _PROB, "hsv_v": _PROB, "degrees": (0.0, 180.0, True, True), "translate": _PROB,
+    "scale": (0.0, 1.0, True, False), "shear": (0.0, 90.0, True, False), "perspective": (0.0, 0.001, True, True),
+    "flipud": _PROB, "fliplr": _PROB, "mosaic": _PROB, "mixup": _PROB, "copy_paste": _PROB,
+}
+FIELD_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "workers": _NONNEG, "label_smoothing": (0.0, 1.0, True, False), "nbs": (1.0, _INF, True, False),
+    "warmup_min_iters": _NONNEG, "clip_grad": (0.0, _INF, False, False), "conf_thres": _PROB,
+    "iou_thres": _PROB, "max_det": (1.0, _INF, True, False),
+}
+
+
+def _range_problems(values: dict[str, Any], prefix: str,
+                    ranges: dict[str, tuple[float, float, bool, bool]]) -> list[str]:
+    out = []
+    for key, (low, high, low_in, high_in) in ranges.items():
+        v = values.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) and (
+            (low <= v if low_in else low < v) and (v <= high if high_in else v < high))
+        if not ok:
+            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            out.append(f"{prefix}{key}={v!r} must be a number in {interval}")
+    return out
 
 
 @dataclass
@@ -88,8 +125,8 @@ class TrainConfig:
         unknown = set(self.hyp) - set(SCRATCH_LOW)
         if unknown:
             problems.append(f"unknown hyp keys {sorted(unknown)}; known: {sorted(SCRATCH_LOW)}")
-        if self.hyp.get("lr0", 1) <= 0:
-            problems.append(f"hyp.lr0={self.hyp['lr0']} must be > 0")
+        problems += _range_problems({**SCRATCH_LOW, **self.hyp}, "hyp.", HYP_RANGES)
+        problems += _range_problems({k: getattr(self, k) for k in FIELD_RANGES}, "", FIELD_RANGES)
         if self.cache not in (None, "ram", "disk"):
             problems.append(f"cache={self.cache!r} must be null, 'ram' or 'disk'")
         if self.init_scope not in ("all", "neck_head"):
