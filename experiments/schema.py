@@ -88,7 +88,7 @@ class TrainConf:
     patience: int = 100                 # 0: no early stopping (as YOLOv5)
     max_nonfinite_steps: int = 20       # consecutive skipped non-finite optimizer steps before failing
     noautoanchor: bool = False          # YOLOv5's --noautoanchor
-    round_init_fp16: Optional[bool] = None  # null: YOLOv5 models round their starting weights through fp16
+    round_init_fp16: bool = True        # round the starting weights through fp16, as YOLOv5's train.py
     label_smoothing: float = 0.0
     ema: bool = True
     channels_last: bool = False

@@ -101,8 +101,10 @@ def _fp16_exact(state: dict) -> bool:
     return all(torch.equal(v, v.half().float()) for v in state.values() if v.is_floating_point())
 
 
-def test_yolov5_starting_weights_are_rounded_through_fp16(tmp_path) -> None:
-    t = _start_state(tmp_path, model="yolov5n")
+@pytest.mark.parametrize("model,kwargs", [("yolov5n", {}), ("convnext_atto", {"neck": "yolov5n"})])
+def test_starting_weights_of_every_backbone_are_rounded_through_fp16(tmp_path, model, kwargs) -> None:
+    """As the official train.py does to any model it trains; the same for both sides of the study."""
+    t = _start_state(tmp_path, model=model, model_kwargs=kwargs)
     assert _fp16_exact(t.start_state)
     assert not _fp16_exact(t.ema_start)  # the official EMA is copied before the rounding
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["round_init_fp16"] is True

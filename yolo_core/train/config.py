@@ -81,8 +81,7 @@ class TrainConfig:
     patience: int = 100                          # epochs without a better fitness before stopping; 0: never
     max_nonfinite_steps: int = 20                # consecutive skipped (non-finite) optimizer steps before failing
     noautoanchor: bool = False                   # true: keep the model's anchors (official --noautoanchor)
-    round_init_fp16: bool | None = None          # round starting weights through fp16 as the official train.py;
-                                                 # None: for the YOLOv5 family, not for timm trunks
+    round_init_fp16: bool = True                 # round starting weights through fp16 (official model.half().float())
     # runtime
     device: str = "auto"                         # auto | cpu | cuda | cuda:N
     amp: bool | None = None                      # None: on for CUDA (as YOLOv5), off on CPU
@@ -158,12 +157,6 @@ class TrainConfig:
 
     # Settings whose null means "as the official decides"; one place computes each, for the
     # trainer and for the run identity alike.
-    def rounds_init_fp16(self) -> bool:
-        """round_init_fp16, null resolved: the YOLOv5 family rounds, timm trunks do not."""
-        from ..models import list_models
-
-        return self.round_init_fp16 if self.round_init_fp16 is not None else self.model in list_models()
-
     def val_batch(self, world_size: int = 1) -> int:
         """val_batch_size, null resolved as the official: twice one process's training batch."""
         return self.val_batch_size or self.batch_size // world_size * 2

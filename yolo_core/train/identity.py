@@ -71,7 +71,6 @@ def run_identity(cfg: TrainConfig, data: DetectionDataset, *, device_type: str, 
     c["init_weights"] = _weights_id(cfg.init_weights)
     if "pretrained" in c["model_kwargs"]:
         c["model_kwargs"]["pretrained"] = _weights_id(c["model_kwargs"]["pretrained"])
-    c["round_init_fp16"] = cfg.rounds_init_fp16()
     c["val_batch_size"] = cfg.val_batch(world_size)
     c["final_iou_thres"] = cfg.final_iou(coco80=bool(data.val.coco_json) and data.nc == 80)
     c["device"], c["world_size"], c["amp"] = device_type, world_size, amp

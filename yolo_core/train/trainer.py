@@ -588,10 +588,9 @@ class Trainer:
             image_wh = np.array([record_hw(r)[::-1] for r in records], dtype=np.float64)
             self.summary["autoanchor"] = check_anchors(model.head, image_wh, self.train_set.labels, cfg.imgsz,
                                                        cfg.hyp["anchor_t"], seed=cfg.seed)
-        round_fp16 = cfg.rounds_init_fp16()
-        if round_fp16:  # official: model.half().float(), "pre-reduce anchor precision"
+        if cfg.round_init_fp16:  # official: model.half().float(), "pre-reduce anchor precision"
             model.half().float()
-        self.summary["round_init_fp16"] = bool(round_fp16)
+        self.summary["round_init_fp16"] = cfg.round_init_fp16
 
     def _build_loss(self, model: torch.nn.Module) -> YOLOv5Loss:
         cfg = self.cfg
