@@ -1,12 +1,15 @@
 """Composed Hydra config -> yolo_core.TrainConfig (the only place that knows both)."""
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from yolo_core.hyp import SCRATCH_LOW
 from yolo_core.train.config import TrainConfig
+from yolo_core.train.identity import prelaunch_differences
 
 
 def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) -> TrainConfig:
@@ -43,3 +46,21 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
         device=tr["device"], amp=tr["amp"], channels_last=tr["channels_last"], seed=c["seed"],
         coco_backend=tr["coco_backend"], resume=tr["resume"],
     ).validate()
+
+
+def skippable(job_cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a launcher may skip a job whose run_dir holds this completed summary: only when
+    the stored identity agrees with the job's config in everything known before the run
+    starts. Otherwise (another config, no identity, a config that does not convert) the job
+    runs and the trainer decides with the whole identity: skip, or refuse naming the keys."""
+    stored = (summary.get("identity") or {}).get("config")
+    if not stored:
+        return False, "no run identity recorded"
+    task = copy.deepcopy(job_cfg)
+    with read_write(task), open_dict(task):
+        task.pop("hydra", None)
+    try:
+        diff = prelaunch_differences(stored, to_train_config(task, out_dir=str(run_dir)))
+    except Exception as e:  # noqa: BLE001 - the job itself will report it
+        return False, f"{type(e).__name__}: {e}"
+    return (not diff), "; ".join(diff)

@@ -86,7 +86,7 @@ def expand_sweep(config: DictConfig, config_loader: Any) -> list[list[str]]:
 
 def check_job(config: DictConfig, config_loader: Any, overrides: list[str], num: int) -> JobCheck:
     """Compose one job's config as the launcher will, then convert (and so validate) it."""
-    from experiments.adapter import to_train_config  # lazy: imports torch via yolo_core
+    from experiments.adapter import skippable, to_train_config  # lazy: imports torch via yolo_core
 
     check = JobCheck(num=num, overrides=list(overrides))
     hc = HydraConfig.instance()
@@ -101,7 +101,13 @@ def check_job(config: DictConfig, config_loader: Any, overrides: list[str], num:
         with read_write(task_cfg), open_dict(task_cfg):
             del task_cfg["hydra"]
         to_train_config(task_cfg, out_dir=str(check.run_dir), run_name=str(cfg.hydra.job.override_dirname))
-        check.completed = completed_summary(check.run_dir) is not None
+        done = completed_summary(check.run_dir)
+        if done is not None and OmegaConf.select(cfg, "train.resume", default=True) is not False:
+            check.completed, why = skippable(cfg, check.run_dir, done)
+            if not check.completed:  # the trainer would refuse it: say so before anything is launched
+                check.error = (f"{check.run_dir} completed under another config ({why}); a re-run does not "
+                               f"take it as done. Give another hydra.sweep.dir, or train.resume=false to start "
+                               f"it over.")
     except Exception as e:  # composition (Hydra/OmegaConf) or value (TrainConfig.validate) errors
         check.error = describe_error(e)
     finally:

@@ -221,8 +221,8 @@ def test_plan_lists_jobs_and_marks_completed_runs(tmp_path: Path, capsys: pytest
     assert "4 job(s) valid, 0 already completed" in out and not sweep_dir.exists()
     done = sweep_dir / "model" / "backbone=convnext_tiny,schedule=cosine,seed=0"
     done.mkdir(parents=True)
-    (done / "summary.json").write_text('{"status": "completed"}')
-    assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 0
-    out = capsys.readouterr().out
-    assert "4 job(s) valid, 1 already completed" in out
-    assert "[completed] model/backbone=convnext_tiny schedule=cosine seed=0" in out
+    (done / "summary.json").write_text('{"status": "completed"}')  # no identity: another config, maybe
+    assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 4 job config(s) are invalid" in err and "completed under another config" in err
+    assert "no run identity recorded" in err and str(done) in err

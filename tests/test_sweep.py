@@ -186,3 +186,27 @@ def test_a_crashed_job_is_marked_failed_and_the_others_finish(tmp_path: Path) ->
     assert runs[0]["epochs_completed"] == 4
     assert "ended without a result" in runs[1]["error"] and runs[1]["epochs_completed"] >= 1
     assert "1 completed, 1 failed" in (sweep_dir / "report" / "report.md").read_text()
+
+
+def test_a_completed_run_of_another_config_is_not_skipped_but_refused(tmp_path: Path) -> None:
+    """The sweep dir's subdir names only the overrides: a run there that completed under another
+    config (another grid into the same directory, an edited conf/) must not be taken as done."""
+    sweep_dir = tmp_path / "sweep"
+    args = ("model/backbone=cspdarknet_s",)
+    assert run_sweep(sweep_dir, *args).returncode == 0
+    (summary_path,) = sweep_dir.rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    summary["identity"]["config"]["hyp"]["lr0"] = 0.5   # as if trained with another lr0
+    summary["identity"]["digest"] = "0" * 16
+    summary_path.write_text(json.dumps(summary))
+    before = fingerprint(summary_path.parent)
+    out = run_sweep(sweep_dir, *args)   # refused before anything is launched
+    log = out.stdout + out.stderr
+    assert out.returncode == 2 and "nothing was launched" in log, log
+    assert "completed under another config (hyp.lr0: 0.5 -> 0.002)" in log
+    assert fingerprint(summary_path.parent) == before   # the old run is left as it was
+    # a plain Hydra multirun goes past that check only through the callback, which refuses too;
+    # the launcher refuses as well (before run_job rewrites .hydra/): tested through the trainer's
+    # own check in test_run_identity
+    assert run_sweep(sweep_dir, *args, "train.resume=false").returncode == 0   # starts it over
+    assert json.loads(summary_path.read_text())["identity"]["config"]["hyp"]["lr0"] == 0.002

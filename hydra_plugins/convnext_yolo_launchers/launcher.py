@@ -1,7 +1,8 @@
 """Hydra launchers that run a grid the way a study needs it (built on hydra-submitit-launcher).
 
 Per sweep (main process, `launch`):
-- runs whose summary.json says `completed` are skipped without submitting anything, so
+- runs whose summary.json says `completed` under the job's config (the run identity,
+  as far as it is known before the run starts) are skipped without submitting anything, so
   re-running a sweep directory finishes only what is missing (interrupted runs resume
   from their last.pt, since the job directory is the same);
 - the rest go to the submitit executor, at most max_parallel at once, and every job is
@@ -57,6 +58,11 @@ def _completed_return(cfg: DictConfig, overrides: Sequence[str], summary: Dict[s
                      task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED, _return_value=runs.final_map(summary))
 
 
+def _resumes(cfg: DictConfig) -> bool:
+    """train.resume (default true): false asks to start a run over, so it is never skipped."""
+    return OmegaConf.select(cfg, "train.resume", default=True) is not False
+
+
 def _first_line(text: object, limit: int = 400) -> str:
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     return (lines[0] if lines else "")[:limit]
@@ -86,9 +92,21 @@ class _SweepLauncher(BaseSubmititLauncher):
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         run_dir = runs.sweep_job_dir(cfg)
         done = runs.completed_summary(run_dir)
-        if done is not None:
-            log.info("%s already completed: not run again", run_dir)
-            return _completed_return(cfg, sweep_overrides, done)
+        if done is not None and _resumes(cfg):
+            from experiments.adapter import skippable  # lazy: imports torch via yolo_core
+            from yolo_core.train import IdentityMismatch
+
+            skip, why = skippable(cfg, run_dir, done)
+            if skip:
+                log.info("%s already completed: not run again", run_dir)
+                return _completed_return(cfg, sweep_overrides, done)
+            # refused here, before run_job rewrites the run's .hydra/ with this config
+            error = IdentityMismatch(f"{run_dir} completed under another config; nothing was changed. "
+                                     f"Differences (stored -> requested): {why}. To train this config, give "
+                                     f"another hydra.sweep.dir, or train.resume=false to start the run over.")
+            log.error("%s", error)
+            return JobReturn(overrides=list(sweep_overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
+                             task_name=str(cfg.hydra.job.name), status=JobStatus.FAILED, _return_value=error)
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=cfg,
                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
@@ -152,10 +170,16 @@ class _SweepLauncher(BaseSubmititLauncher):
         todo: List[_Planned] = []
         for p in planned:
             summary = runs.completed_summary(p.run_dir)
-            if summary is not None:
-                returns[p.idx] = _completed_return(p.cfg, p.overrides, summary)
-            else:
-                todo.append(p)
+            if summary is not None and _resumes(p.cfg):
+                from experiments.adapter import skippable  # lazy: imports torch via yolo_core
+
+                skip, why = skippable(p.cfg, p.run_dir, summary)
+                if skip:
+                    returns[p.idx] = _completed_return(p.cfg, p.overrides, summary)
+                    continue
+                log.warning("%s completed under another config (%s): submitted, so that the trainer "
+                            "refuses it with every difference named", p.run_dir, why)
+            todo.append(p)
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         log.info(f"{len(planned)} job(s): {len(planned) - len(todo)} already completed (skipped), {len(todo)} to run"
                  + (f", at most {self.params['max_parallel']} at once" if self.params.get("max_parallel") else ""))

@@ -59,22 +59,41 @@ def _weights_id(value: str | None) -> Any:
     return value
 
 
-def run_identity(cfg: TrainConfig, data: DetectionDataset, *, device_type: str, world_size: int,
-                 amp: bool) -> dict[str, Any]:
-    """The identity config (JSON-able) of a run of `cfg` on `data`."""
+# Settings fixed only where a run starts (the data's content, the device, the process count
+# and what follows from them); a launcher deciding before then compares everything else.
+DECIDED_AT_START = ("data", "device", "amp", "world_size", "val_batch_size", "final_iou_thres")
+
+
+def _settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The identity's part that the config alone gives: all fields but NOT_IDENTITY, files by content."""
     c = cfg.to_dict()
     for key in NOT_IDENTITY:
         c.pop(key, None)
-    c["data"] = {"digest": dataset_digest(data), "nc": data.nc}
     if cfg.data != "synthetic":
         c.pop("synthetic")
     c["init_weights"] = _weights_id(cfg.init_weights)
     if "pretrained" in c["model_kwargs"]:
         c["model_kwargs"]["pretrained"] = _weights_id(c["model_kwargs"]["pretrained"])
+    return c
+
+
+def run_identity(cfg: TrainConfig, data: DetectionDataset, *, device_type: str, world_size: int,
+                 amp: bool) -> dict[str, Any]:
+    """The identity config (JSON-able) of a run of `cfg` on `data`."""
+    c = _settings(cfg)
+    c["data"] = {"digest": dataset_digest(data), "nc": data.nc}
     c["val_batch_size"] = cfg.val_batch(world_size)
     c["final_iou_thres"] = cfg.final_iou(coco80=bool(data.val.coco_json) and data.nc == 80)
     c["device"], c["world_size"], c["amp"] = device_type, world_size, amp
     return json.loads(json.dumps(c, default=str))  # as it reads back from summary.json (lists, not tuples)
+
+
+def prelaunch_differences(stored: Mapping[str, Any], cfg: TrainConfig) -> list[str]:
+    """Differences between a stored identity config and cfg in what is known before the run
+    starts (all but DECIDED_AT_START): a launcher may skip a completed run only without any."""
+    new = json.loads(json.dumps(_settings(cfg), default=str))
+    old = {k: v for k, v in stored.items() if k not in DECIDED_AT_START}
+    return differences(old, {k: v for k, v in new.items() if k not in DECIDED_AT_START})
 
 
 def identity_digest(identity: Mapping[str, Any]) -> str:
