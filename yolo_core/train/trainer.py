@@ -644,7 +644,8 @@ class Trainer:
     def _final_evaluation(self) -> None:
         """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
         cfg = self.cfg
-        best = load_training_checkpoint(self.ckpt_dir / "best.pt", self.device, RESTART_HINT, required=("model",))
+        best = load_training_checkpoint(self.ckpt_dir / "best.pt", self.device,
+                                        f"train the run again with resume=false ({self.run_dir})", required=("model",))
         model = self.ema.ema if self.ema else self.model
         model.load_state_dict(best["model"])
         iou = cfg.final_iou(coco80=bool(self.data.val.coco_json) and self.data.nc == 80)
