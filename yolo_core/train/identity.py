@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,20 @@ from .config import TrainConfig
 NOT_IDENTITY = ("out_dir", "run_name", "axes", "workers", "resume", "max_nonfinite_steps")
 
 
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> dict[str, Any]:
-    """{'size', 'sha256'} of a file (a 500 MB checkpoint takes ~1-2 s)."""
+def file_digest(path: str | os.PathLike) -> dict[str, Any]:
+    """{'size', 'sha256'} of a file. Memoised per (path, size, mtime): a sweep's validation,
+    its launcher and each job identify the same weights file, which may be hundreds of MB."""
+    st = os.stat(path)
+    return dict(_file_digest(os.path.abspath(path), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int, chunk: int = 1 << 20) -> tuple[tuple[str, Any], ...]:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return {"size": os.path.getsize(path), "sha256": h.hexdigest()}
+    return (("size", size), ("sha256", h.hexdigest()))
 
 
 def dataset_digest(data: DetectionDataset) -> str:
