@@ -1,6 +1,7 @@
 """Stopping a run from outside: SIGTERM/SIGUSR2 act at the trainer's next check; Ctrl-C leaves a resumable run."""
 from __future__ import annotations
 
+import pickle
 import signal
 
 import pytest
@@ -15,10 +16,13 @@ def test_a_signal_is_raised_at_the_next_check_not_where_it_lands() -> None:
         signal.raise_signal(signal.SIGUSR2)  # to this thread: handled before the next line
         assert stop.signal_name == "SIGUSR2"
         seen = []
-        with pytest.raises(Preempted, match="received signal SIGUSR2"):
+        with pytest.raises(Preempted, match="received signal SIGUSR2") as info:
             for item in stop.checked([1, 2, 3]):
                 seen.append(item)
         assert seen == []  # checked before the first item
+    assert info.value.signum == signal.SIGUSR2
+    again = pickle.loads(pickle.dumps(info.value))  # a job's result reaches the sweep pickled
+    assert (type(again), again.signum, str(again)) == (Preempted, signal.SIGUSR2, str(info.value))
     assert signal.getsignal(signal.SIGUSR2) is before
 
 
@@ -26,8 +30,24 @@ def test_a_second_signal_raises_at_once() -> None:
     stop = StopRequest()
     with stop.installed():
         signal.raise_signal(signal.SIGTERM)
-        with pytest.raises(Preempted, match="received signal SIGTERM, then SIGTERM"):
+        with pytest.raises(Preempted, match="received signal SIGTERM, then SIGTERM") as info:
             signal.raise_signal(signal.SIGTERM)
+    assert info.value.signum == signal.SIGTERM
+
+
+def test_the_launcher_requeues_on_submitits_signal_only(monkeypatch) -> None:
+    """By Preempted.signum, not by the message: SIGTERM (scancel, qdel) and other errors are not requeued."""
+    import submitit
+
+    from hydra_plugins.convnext_yolo_launchers.launcher import requeue_signal
+
+    monkeypatch.setattr(submitit.JobEnvironment, "USR_SIG", "USR2")
+    assert requeue_signal(Preempted("received signal SIGUSR2", signal.SIGUSR2)) == signal.SIGUSR2
+    assert requeue_signal(Preempted("received signal SIGTERM", signal.SIGTERM)) is None
+    assert requeue_signal(RuntimeError("received signal SIGUSR2")) is None
+    monkeypatch.setattr(submitit.JobEnvironment, "USR_SIG", "USR1")  # SUBMITIT_PREEMPT_SIGNAL=USR1
+    assert requeue_signal(Preempted("received signal SIGUSR2", signal.SIGUSR2)) is None
+    assert requeue_signal(Preempted("received signal SIGUSR1", signal.SIGUSR1)) == signal.SIGUSR1
 
 
 def test_without_a_signal_checks_pass() -> None:

@@ -4,7 +4,7 @@
     runs.py        the run-directory facts a launcher acts on (completed? mark a lost job failed)
     pool.py        submit a list of jobs to any submitit executor, at most N at once, wait for all
     sge.py         a submitit executor for (Son of) Grid Engine: qsub -terse / qstat / qacct
-    sge_submit.py  the job-side entry point of SGE jobs (registers the SGE job environment)
+                   (a submitit plugin: pyproject.toml's `submitit` entry points)
 
 The Hydra launchers themselves live in hydra_plugins/convnext_yolo_launchers (Hydra only
 instantiates plugins from the hydra_plugins namespace); they are thin wrappers of these.

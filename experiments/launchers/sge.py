@@ -18,8 +18,11 @@ How it follows the pitfalls in shared/cluster/README.md:
   id-independent folder.
 - requeue (submitit checkpointing: timeout/preemption signal -> checkpoint() -> requeue)
   uses SGE's own convention: the job exits with status 99 and SGE puts it back in the
-  queue (sge_submit.py turns submitit's requeue into that exit code).
+  queue.
 Array jobs are not used: one qsub per call (the Hydra launcher limits how many run).
+submitit finds the executor and the job environment through its plugin entry points
+(group `submitit`, names `executor` and `job_environment`, declared in pyproject.toml), so
+a job runs submitit's own `python -m submitit.core._submit FOLDER`: `pip install -e .`.
 """
 from __future__ import annotations
 
@@ -30,15 +33,15 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from submitit.core import core, job_environment, plugins, utils
+from submitit.core import core, job_environment, utils
 
 LOG = logging.getLogger(__name__)
 
 REQUEUE_EXIT_CODE = 99       # SGE reschedules a job whose script exits with 99
-_REQUEUE = {"requested": False}
 
 # states of a job that has not ended: submitit's list (core.InfoWatcher.is_done) plus SUSPENDED,
 # which qstat reports for s/S/T and submitit's list lacks
@@ -175,14 +178,10 @@ class SGEJobEnvironment(job_environment.JobEnvironment):
     }
 
     def _requeue(self, countdown: int) -> None:
-        """Ask for a requeue; sge_submit.py exits with 99 so that SGE reschedules the job."""
-        _REQUEUE["requested"] = True
+        """submitit's requeue hook: exit with 99 (before submitit's own exit -1), so that SGE reschedules the job."""
         LOG.info("job %s: requeue requested (%d timeouts left); exiting with %d", self.job_id, countdown,
                  REQUEUE_EXIT_CODE)
-
-
-def requeue_requested() -> bool:
-    return _REQUEUE["requested"]
+        raise SystemExit(REQUEUE_EXIT_CODE)
 
 
 _VALID = {"job_name", "timeout_min", "cpus_per_task", "gpus_per_node", "mem_gb", "queue", "project", "pe",
@@ -208,6 +207,9 @@ class SGEExecutor(core.PicklingExecutor):
         super().__init__(folder, max_num_timeout=max_num_timeout, max_pickle_size_gb=max_pickle_size_gb)
         if shutil.which("qsub") is None:
             raise RuntimeError("qsub not found: is this a Grid Engine submit host (SGE_ROOT, PATH)?")
+        if f"{__name__}:SGEJobEnvironment" not in {ep.value for ep in metadata.entry_points(group="submitit")}:
+            raise RuntimeError("submitit's entry points lack the SGE job environment, so jobs could not start: "
+                               "pip install -e . (pyproject.toml declares them)")
         self.python = shlex.quote(sys.executable) if python is None else python
         self.parameters.setdefault("job_name", "submitit")
         utils.JobPaths.get_first_id_independent_folder(self.folder).mkdir(parents=True, exist_ok=True)
@@ -230,7 +232,7 @@ class SGEExecutor(core.PicklingExecutor):
 
     @property
     def _submitit_command_str(self) -> str:
-        return " ".join([self.python, "-u -m experiments.launchers.sge_submit", shlex.quote(str(self.folder))])
+        return " ".join([self.python, "-u -m submitit.core._submit", shlex.quote(str(self.folder))])
 
     def _num_tasks(self) -> int:
         return 1
@@ -304,18 +306,3 @@ def make_job_script(command: str, folder: str | Path, job_name: str = "submitit"
               "export SUBMITIT_EXECUTOR=sge",
               command, ""]
     return "\n".join(lines)
-
-
-def register_with_submitit() -> None:
-    """Make submitit know the SGE executor and job environment (idempotent).
-
-    submitit finds third-party clusters through the `submitit` entry-point group; this
-    does the same at run time, so the package works without re-installation. Only the
-    job side strictly needs it (JobEnvironment() must recognise SUBMITIT_EXECUTOR=sge).
-    """
-    envs = plugins.get_job_environments()
-    if "sge" not in envs:
-        envs["sge"] = SGEJobEnvironment()  # type: ignore[index]
-    execs = plugins.get_executors()
-    if "sge" not in execs:
-        execs["sge"] = SGEExecutor  # type: ignore[index]

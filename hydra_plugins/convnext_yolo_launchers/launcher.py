@@ -25,7 +25,7 @@ import shlex
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
@@ -66,6 +66,15 @@ def _resumes(cfg: DictConfig) -> bool:
 def _first_line(text: object, limit: int = 400) -> str:
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     return (lines[0] if lines else "")[:limit]
+
+
+def requeue_signal(exc: object) -> Optional[signal.Signals]:
+    """submitit's preemption signal (SIG + the public JobEnvironment.USR_SIG) if it stopped the run, else None."""
+    import submitit
+    from yolo_core.train import Preempted  # lazy: imports torch
+
+    usr = signal.Signals["SIG" + submitit.JobEnvironment.USR_SIG]
+    return usr if isinstance(exc, Preempted) and exc.signum == usr else None
 
 
 class _SweepLauncher(BaseSubmititLauncher):
@@ -121,17 +130,16 @@ class _SweepLauncher(BaseSubmititLauncher):
     def _requeue_if_signalled(exc: BaseException) -> None:
         """Hand a run preempted by submitit's signal (time limit, preemption) back to submitit.
 
-        The trainer turns the signal into status `preempted` and returns; submitit's own
+        The trainer raises Preempted(signum) and the run ends `preempted`; submitit's own
         handler (restored by then) decides: checkpoint() + requeue (Slurm: scontrol
         requeue; SGE: exit 99; local: restart) or, past max_num_timeout, give up. A SIGTERM
         (scancel, qdel) is a cancellation and is left alone.
         """
-        from submitit.core.job_environment import JobEnvironment, SignalHandler
+        from submitit.core.job_environment import SignalHandler
 
-        usr = JobEnvironment._usr_sig()
-        handler = signal.getsignal(usr)
-        if f"SIG{JobEnvironment.USR_SIG}" in str(exc) and isinstance(getattr(handler, "__self__", None), SignalHandler):
-            log.warning("run preempted by SIG%s: handing it to submitit for requeue", JobEnvironment.USR_SIG)
+        usr = requeue_signal(exc)
+        if usr is not None and isinstance(getattr(signal.getsignal(usr), "__self__", None), SignalHandler):
+            log.warning("run preempted by %s: handing it to submitit for requeue", usr.name)
             signal.raise_signal(usr)
 
     # ------------------------------------------------------------------ sweep side
@@ -255,14 +263,13 @@ class SlurmSweepLauncher(_SweepLauncher):
 
 
 class SGELauncher(_SweepLauncher):
-    """Son of Grid Engine through experiments.launchers.sge.SGEExecutor."""
+    """Son of Grid Engine through experiments.launchers.sge.SGEExecutor (a submitit plugin, see pyproject.toml)."""
 
     _EXECUTOR = "sge"
 
     def _make_executor(self) -> Any:
-        from experiments.launchers.sge import SGEExecutor, register_with_submitit
+        from experiments.launchers.sge import SGEExecutor
 
-        register_with_submitit()
         ex = SGEExecutor(self.params["submitit_folder"], max_num_timeout=int(self.params.get("max_num_timeout") or 0),
                          python=self.params.get("python"))
         p = self._executor_params()

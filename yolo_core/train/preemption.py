@@ -21,7 +21,18 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
 
 class Preempted(Exception):
-    """The process received SIGTERM/SIGUSR2 (cluster preemption or time limit)."""
+    """The process (with DDP: a process of the run) received SIGTERM/SIGUSR2 (preemption, time limit).
+
+    `signum` is the signal's number: a launcher tells a requeue request (its scheduler's
+    preemption signal) from a cancellation (SIGTERM) by it, not by the message.
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its signum (a job's result travels pickled)
+        return type(self), (str(self), self.signum)
 
 
 class StopRequest:
@@ -33,12 +44,13 @@ class StopRequest:
     def _handler(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.signal_name is not None:  # a second signal: stop now, wherever we are
-            raise Preempted(f"received signal {self.signal_name}, then {name}: stopping at once")
+            raise Preempted(f"received signal {self.signal_name}, then {name}: stopping at once",
+                            signal.Signals[self.signal_name])
         self.signal_name = name
 
     def check(self) -> None:
         if self.signal_name is not None:
-            raise Preempted(f"received signal {self.signal_name}")
+            raise Preempted(f"received signal {self.signal_name}", signal.Signals[self.signal_name])
 
     def checked(self, batches: Iterable[T]) -> Iterator[T]:
         """`batches` with a check before each item (a loop we do not own, e.g. evaluate())."""

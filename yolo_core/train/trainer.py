@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import random
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -639,7 +640,7 @@ class Trainer:
         if name is not None:
             if self.stop.signal_name == name:
                 self.stop.check()  # this rank's own signal
-            raise Preempted(f"another process of this run received signal {name}")
+            raise Preempted(f"another process of this run received signal {name}", signal.Signals[name])
 
     def _final_evaluation(self) -> None:
         """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
