@@ -27,17 +27,21 @@ test: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
+# GNU make itself exits 2 for any failed recipe; RUN prints the command's own status
+# (0 completed, 1 a run failed, 2 invalid config, 130 interrupted: experiments/exits.py).
+RUN = run() { echo "$$*"; "$$@"; rc=$$?; [ $$rc -eq 0 ] || echo "make: $$3 exited with status $$rc (1 failed run, 2 invalid config, 130 interrupted)" >&2; return $$rc; }; run
+
 train: setup
-	$(PY) -m experiments.train $(ARGS)
+	@$(RUN) $(PY) -m experiments.train $(ARGS)
 
 # validate every job, run the grid (conf/experiment/$(GRID)) through conf/cluster/$(CLUSTER), then
-# analysis/report.py --strict on the sweep dir. Exit 0 all completed, 1 failures, 2 invalid config.
+# analysis/report.py --strict on the sweep dir.
 # Re-run an interrupted sweep: ARGS="hydra.sweep.dir=multirun/<dir>" (completed runs are skipped).
 sweep: setup
-	$(PY) -m experiments.sweep experiment=$(GRID) cluster=$(CLUSTER) $(ARGS)
+	@$(RUN) $(PY) -m experiments.sweep experiment=$(GRID) cluster=$(CLUSTER) $(ARGS)
 
 tune: setup
-	$(PY) -m experiments.tune $(ARGS)
+	@$(RUN) $(PY) -m experiments.tune $(ARGS)
 
 bench: setup
 	$(PY) -m benchmarks.run $(ARGS)

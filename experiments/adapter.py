@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from yolo_core.hyp import SCRATCH_LOW
-from yolo_core.train.config import TrainConfig
+from yolo_core.train.config import ConfigError, TrainConfig
 from yolo_core.train.identity import prelaunch_differences
 
 
@@ -24,7 +24,7 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
     hyp.update({k: opt[k] for k in ("lr0", "momentum", "weight_decay", "warmup_bias_lr")})
     hyp.update(c.get("hyp") or {})
     if ni["name"] != "random" and not ni["weights"]:
-        raise ValueError(f"model/neck_init={ni['name']} needs model.neck_init.weights: the path of an official "
+        raise ConfigError(f"model/neck_init={ni['name']} needs model.neck_init.weights: the path of an official "
                          f"YOLOv5 checkpoint (e.g. yolov5s.pt)")
     axes = {"backbone": bb["name"], "neck_init": ni["name"], "schedule": sch["name"], "optimizer": opt["name"],
             "seed": c["seed"], "data": data["name"], "epochs": tr["epochs"], "imgsz": tr["imgsz"],

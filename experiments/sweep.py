@@ -4,10 +4,11 @@
     python -m experiments.sweep experiment=smoke hydra.sweep.dir=multirun/ci     # re-run: skips completed runs
     python -m experiments.sweep --plan experiment=convnext_vs_baseline           # list the jobs only
 
-Steps: (1) compose the multirun config and every job's config (experiments/validate.py)
-and stop with all problems listed if one is invalid; (2) Hydra multirun of
-experiments/train.py through hydra/launcher (chosen by conf/cluster/); the launcher waits
-for every job; (3) `python -m analysis.report SWEEP_DIR --strict`.
+Steps: (1) Hydra multirun of experiments/train.py; the grid sweeper (hydra/sweeper=grid)
+composes and validates every job (experiments/validate.py) and stops with all problems
+listed if one is invalid, then locks the sweep dir and launches through hydra/launcher
+(chosen by conf/cluster/), which waits for every job; (2) `python -m analysis.report
+SWEEP_DIR --strict`.
 
 Exit status: 0 every run completed; 1 some run failed or did not finish (printed after all
 jobs ended, and marked in the report); 2 invalid configuration (nothing was launched);
@@ -20,6 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from experiments.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
+from experiments.sweep_lock import SweepLocked
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -47,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if flags - {"--plan", "--no-report", "--help"}:
         print(f"sweep: unknown option(s) {sorted(flags - {'--plan', '--no-report', '--help'})}\n{USAGE}",
               file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     if "--help" in flags:
         print(__doc__)
-        return 0
+        return EXIT_OK
     if str(REPO) not in sys.path:  # the launchers' hydra_plugins package lives in the checkout
         sys.path.insert(0, str(REPO))
 
@@ -65,46 +69,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         hydra = GlobalHydra.instance().hydra
         try:
             cfg = _compose(hydra, overrides)
-            checks = validate.plan_sweep(cfg, hydra.config_loader)  # type: ignore[union-attr]
+            sweep_dir = Path(str(cfg.hydra.sweep.dir))  # type: ignore[attr-defined]
+            checks = validate.plan_sweep(cfg, hydra.config_loader) if "--plan" in flags else []  # type: ignore
         except Exception as e:  # the overrides themselves do not compose
             print(f"sweep: invalid configuration; nothing was launched.\n{validate.describe_error(e)}",
                   file=sys.stderr)
-            return 2
-        if any(c.error for c in checks):
-            print("sweep: " + validate.format_problems(checks), file=sys.stderr)
-            return 2
-        sweep_dir = Path(str(cfg.hydra.sweep.dir))  # type: ignore[attr-defined]
-        done = sum(c.completed for c in checks)
-        print(f"sweep: {len(checks)} job(s) valid, {done} already completed; sweep dir {sweep_dir}", flush=True)
+            return EXIT_INVALID
         if "--plan" in flags:
+            if any(c.error for c in checks):
+                print("sweep: " + validate.format_problems(checks), file=sys.stderr)
+                return EXIT_INVALID
+            print(f"sweep: {len(checks)} job(s) valid, {sum(c.completed for c in checks)} already completed; "
+                  f"sweep dir {sweep_dir}", flush=True)
             for c in checks:
                 print(f"  #{c.num} {'[completed] ' if c.completed else ''}{' '.join(c.overrides)}  -> {c.run_dir}")
-            return 0
+            return EXIT_OK
 
-        validate.mark_validated(sweep_dir)
         launch_overrides = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
-        launch_overrides.append(f"hydra.sweep.dir={sweep_dir}")
-        rc = 0
-        try:
+        launch_overrides.append(f"hydra.sweep.dir={sweep_dir}")  # the ${now:} resolved above, for the report
+        rc = EXIT_OK
+        try:  # the grid sweeper validates every job, then locks the sweep dir and launches
             hydra.multirun(config_name="config", task_function=train_task,  # type: ignore[union-attr]
                            overrides=launch_overrides, with_log_configuration=True)
-        except validate.SweepValidationError as e:
-            print(f"sweep: {e}", file=sys.stderr)
-            return 2
+        except (validate.SweepValidationError, SweepLocked) as e:  # already printed by the sweeper
+            print(f"sweep: {e}" if isinstance(e, SweepLocked) else "sweep: invalid sweep (exit 2)", file=sys.stderr)
+            return EXIT_INVALID
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: local jobs were stopped (status preempted)
             print(f"sweep: interrupted. Resume with the same command plus hydra.sweep.dir={sweep_dir} "
                   f"(completed runs are skipped, interrupted ones continue from last.pt)", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         except Exception as e:  # the first failed job's error, raised after every job ended
             print(f"sweep: at least one job failed; first error: {type(e).__name__}: "
                   f"{validate.describe_error(e).splitlines()[0]}", file=sys.stderr)
-            rc = 1
+            rc = EXIT_FAILED
     if "--no-report" in flags:
         return rc
     report_rc = _run_report(sweep_dir)
     if report_rc == 1:
         print("sweep: the report lists failed or unfinished runs (exit 1)", file=sys.stderr)
-    return max(rc, 1 if report_rc else 0)
+    return max(rc, EXIT_FAILED if report_rc else EXIT_OK)
 
 
 if __name__ == "__main__":

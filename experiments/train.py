@@ -1,4 +1,7 @@
-"""Hydra entry point: one training run.  python -m experiments.train [overrides]"""
+"""Hydra entry point: one training run.  python -m experiments.train [overrides]
+
+Exit status: experiments/exits.py (0 completed, 1 failed, 2 invalid config, 130 interrupted).
+"""
 from __future__ import annotations
 
 import logging
@@ -7,6 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from experiments import exits
 from experiments.adapter import to_train_config
 from experiments.launchers.runs import final_map
 from experiments.loggers import build_logger
@@ -18,6 +22,7 @@ LOG = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@exits.task
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_name = hc.job.override_dirname or hc.job.name
@@ -27,4 +32,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    exits.hydra_cli(main, "train")

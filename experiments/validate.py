@@ -3,40 +3,30 @@
 Why: Hydra composes a job's config only when that job runs (with a cluster launcher, on
 the cluster), and TrainConfig.validate runs inside the job; so a typo in one grid value,
 a wrong type or lr0=0 would otherwise surface hours later, or in one job out of 24. Here
-the sweep is expanded exactly as Hydra's BasicSweeper does (hydra.sweeper.params, then
-the command-line overrides, cartesian product via BasicSweeper.split_arguments), each
-job's config is composed with the same config loader call the launcher makes
-(load_sweep_config), and converted with experiments.adapter.to_train_config, which
-validates the values. One bad job stops the whole sweep with every problem listed; no
-directory is created.
+every job's config is composed with the call the launcher makes (load_sweep_config) and
+converted with experiments.adapter.to_train_config, which validates the values and the
+files. One bad job stops the whole sweep with every problem listed; no directory is created.
 
-Used by experiments/sweep.py (`make sweep`), and as a Hydra callback (ValidateSweep,
-registered in conf/config.yaml) so that `python -m experiments.train -m ...` is checked too.
+Used by the project's sweeper (hydra_plugins/convnext_yolo_launchers/sweeper.py, the
+hydra/sweeper of conf/config.yaml: every `-m` run) and by experiments/sweep.py --plan.
 """
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from experiments.launchers.runs import completed_summary, sweep_job_dir
 
 LOG = logging.getLogger(__name__)
-
-# Sweep dirs whose jobs experiments.sweep already validated in this process (the callback skips them).
-_VALIDATED: set[str] = set()
-
 
 class SweepValidationError(SystemExit):
     """Some job configs of a sweep are invalid; nothing was launched (exit status 2).
@@ -64,24 +54,22 @@ class JobCheck:
     completed: bool = False
 
 
-def is_basic_sweeper(config: DictConfig) -> bool:
-    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
-    return target.endswith("BasicSweeper")
-
-
-def expand_sweep(config: DictConfig, config_loader: Any) -> list[list[str]]:
-    """Every job's overrides, in launch order, as BasicSweeper.sweep() computes them.
-
-    hydra.sweeper.params first, then the command-line task overrides (a later value for
-    the same key wins, so `seed=3` on the command line replaces a grid's seed axis).
-    """
-    params = OmegaConf.to_container(config.hydra.sweeper.params, resolve=False) if \
-        OmegaConf.select(config, "hydra.sweeper.params") else {}
-    args = [f"{k}={v}" for k, v in (params or {}).items()]
-    args += list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))  # type: ignore[arg-type]
-    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(args)
-    batch_size = OmegaConf.select(config, "hydra.sweeper.max_batch_size", default=None)
-    return [job for batch in BasicSweeper.split_arguments(parsed, batch_size) for job in batch]
+def expand_sweep(params: dict[str, Any] | None, arguments: Sequence[str], config_loader: Any) -> list[list[str]]:
+    """Every job's overrides, in launch order: the cartesian product of the sweeper's params
+    followed by the command-line overrides (a later value for a key wins, so `seed=3` on the
+    command line replaces a grid's seed axis). The same expansion as Hydra's basic sweeper."""
+    args = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    axes: OrderedDict[str, list[str]] = OrderedDict()
+    for override in OverridesParser.create(config_loader=config_loader).parse_overrides(args):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            axes[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+        else:
+            raise ValueError(f"{key}: a grid sweeps lists (a,b) and range(...) only, not "
+                             f"{override.value_type.name if override.value_type else 'this'}")
+    return [list(job) for job in itertools.product(*axes.values())]
 
 
 def check_job(config: DictConfig, config_loader: Any, overrides: list[str], num: int) -> JobCheck:
@@ -115,12 +103,18 @@ def check_job(config: DictConfig, config_loader: Any, overrides: list[str], num:
     return check
 
 
-def plan_sweep(config: DictConfig, config_loader: Any) -> list[JobCheck]:
-    """Expand and check every job of the multirun described by config (a MULTIRUN-composed config)."""
+def plan_sweep(config: DictConfig, config_loader: Any, arguments: Sequence[str] | None = None) -> list[JobCheck]:
+    """Expand and check every job of the multirun described by config (a MULTIRUN-composed config).
+    arguments: the sweep's command-line overrides (default: the config's hydra.overrides.task)."""
     # Resolve the sweep dir once on the primary config: ${now:...} is cached per config and
     # load_sweep_config copies that cache, so every job then sees the same directory.
     OmegaConf.select(config, "hydra.sweep.dir")
-    return [check_job(config, config_loader, ov, i) for i, ov in enumerate(expand_sweep(config, config_loader))]
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
+    if arguments is None:
+        arguments = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # type: ignore[assignment]
+    jobs = expand_sweep(params, arguments or [], config_loader)  # type: ignore[arg-type]
+    return [check_job(config, config_loader, ov, i) for i, ov in enumerate(jobs)]
 
 
 def describe_error(e: BaseException) -> str:
@@ -155,31 +149,3 @@ def format_problems(checks: list[JobCheck]) -> str:
         lines.append(f"- {which}, e.g. overrides: {' '.join(first.overrides) or '(none)'}")
         lines += ["    " + ln for ln in err.splitlines()]  # describe_error dropped blanks and the search path
     return "\n".join(lines)
-
-
-def mark_validated(sweep_dir: str | Path) -> None:
-    """Tell ValidateSweep that experiments.sweep has checked this sweep already (same process)."""
-    _VALIDATED.add(str(sweep_dir))
-
-
-class ValidateSweep(Callback):
-    """Hydra callback (conf/config.yaml, hydra.callbacks): validate every job on multirun start.
-
-    Prints the problems and raises SweepValidationError (exit status 2) before the
-    sweeper creates the sweep directory. Only for the BasicSweeper, whose job list is known up
-    front; an Optuna sweep chooses its values as it goes.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not is_basic_sweeper(config):
-            LOG.info("sweeper %s: jobs are validated as they are created", config.hydra.sweeper._target_)
-            return
-        sweep_dir = str(config.hydra.sweep.dir)
-        if sweep_dir in _VALIDATED:
-            return
-        checks = plan_sweep(config, GlobalHydra.instance().hydra.config_loader)  # type: ignore[union-attr]
-        if any(c.error for c in checks):
-            err = SweepValidationError(format_problems(checks))
-            print(err, file=sys.stderr, flush=True)
-            raise err
-        LOG.info("validated %d job config(s) before launching", len(checks))

@@ -35,10 +35,13 @@ register_configs()
 
 
 @pytest.fixture(autouse=True)
-def _study_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real study reads weights/data paths from the environment; give it stand-ins."""
-    monkeypatch.setenv("YOLOV5S_WEIGHTS", "/weights/yolov5s.pt")
-    monkeypatch.setenv("COCO_YAML", "/data/coco/coco.yaml")
+def _study_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real study reads weights/data paths from the environment; give it stand-in files
+    (validation checks that they exist; nothing here reads them)."""
+    stand_ins = tmp_path_factory.mktemp("study_files")
+    for var, name in (("YOLOV5S_WEIGHTS", "yolov5s.pt"), ("COCO_YAML", "coco.yaml")):
+        (stand_ins / name).write_text("stand-in")
+        monkeypatch.setenv(var, str(stand_ins / name))
     monkeypatch.delenv("CONVNEXT_WEIGHTS", raising=False)
     monkeypatch.delenv("SLURM_PARTITION", raising=False)
 
@@ -100,7 +103,7 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
         seen = set()
         for ov in job_overrides("convnext_vs_baseline"):
             tc = to_train_config(compose("config", overrides=ov), out_dir="unused")
-            assert (tc.data, tc.epochs, tc.imgsz, tc.batch_size) == ("/data/coco/coco.yaml", 50, 640, 16)
+            assert (tc.data, tc.epochs, tc.imgsz, tc.batch_size) == (os.environ["COCO_YAML"], 50, 640, 16)
             if tc.axes["backbone"] == "cspdarknet_s":
                 assert tc.model == "yolov5s" and tc.optimizer == "sgd"
                 assert (tc.hyp["lr0"], tc.hyp["momentum"], tc.hyp["weight_decay"]) == (0.01, 0.937, 0.0005)
@@ -112,7 +115,7 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
                 assert tc.model_kwargs == {"neck": "yolov5s", "pretrained": None, "drop_path_rate": 0.4}
             assert tc.axes["optimizer"] == tc.optimizer and tc.axes["lr0"] == tc.hyp["lr0"]
             if tc.axes["neck_init"] == "yolov5s":
-                assert tc.init_weights == "/weights/yolov5s.pt"
+                assert tc.init_weights == os.environ["YOLOV5S_WEIGHTS"]
             seen.add((tc.axes["backbone"], tc.axes["neck_init"], tc.schedule, tc.seed))
         assert len(seen) == 24
         # an explicit optimizer value still wins over the backbone's recommendation, for every backbone
@@ -179,6 +182,11 @@ BAD = [
     (["train.epochs=0"], ["epochs=0 must be >= 1"]),
     (["train.imgsz=64,100"], ["imgsz=100 must be a positive multiple of 32"]),
     (["train.epoch=3"], ["Key 'epoch' not in 'TrainConf'"]),
+    (["data.name=mine", "data.path=/nonexistent/data.yaml"], ["data='/nonexistent/data.yaml': no such dataset yaml"]),
+    (["model/neck_init=random,yolov5s", "model.neck_init.weights=/nonexistent/yolov5s.pt"],
+     ["2 of 4 job config(s) are invalid", "init_weights='/nonexistent/yolov5s.pt': no such weights file"]),
+    (["model.backbone.pretrained=/nonexistent/convnext.safetensors"],
+     ["1 of 2 job config(s)", "pretrained weights file '/nonexistent/convnext.safetensors' not found"]),
 ]
 
 
@@ -193,6 +201,18 @@ def test_bad_override_stops_the_sweep_before_anything_runs(bad: list[str], expec
         assert text in err, f"{text!r} not in:\n{err}"
     assert "nothing was launched" in err
     assert not sweep_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_hub_tag_that_cannot_be_fetched_stops_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from yolo_core.models import timm_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(timm_backbone, "_in_local_cache", lambda *a: False)  # whatever this machine has cached
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "model.backbone.pretrained=in12k_ft_in1k"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot load pretrained weights 'convnext_tiny.in12k_ft_in1k' from the hub" in err, err
+    assert "HF_HUB_OFFLINE is set" in err and not (tmp_path / "s").exists()
 
 
 def test_one_bad_job_stops_all_and_names_only_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

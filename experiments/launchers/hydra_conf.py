@@ -62,8 +62,11 @@ class SGEQueueConf(BaseQueueConf):
 
 
 def register_launcher_configs() -> None:
-    """hydra/launcher=submitit_local_sweep | submitit_slurm_sweep | submitit_sge (idempotent)."""
+    """hydra/launcher=submitit_local_sweep | submitit_slurm_sweep | submitit_sge, hydra/sweeper=grid (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(group="hydra/launcher", name="submitit_local_sweep", node=LocalSweepConf, provider="convnext_yolo")
     cs.store(group="hydra/launcher", name="submitit_slurm_sweep", node=SlurmSweepConf, provider="convnext_yolo")
     cs.store(group="hydra/launcher", name="submitit_sge", node=SGEQueueConf, provider="convnext_yolo")
+    from hydra_plugins.convnext_yolo_launchers.sweeper import GridSweeperConf
+
+    cs.store(group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="convnext_yolo")

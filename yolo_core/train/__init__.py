@@ -1,7 +1,7 @@
 """Training: TrainConfig (plain dataclass), the Trainer and `train()`."""
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .identity import IdentityMismatch
 from .preemption import Preempted
 from .trainer import Trainer, train
 
-__all__ = ["TrainConfig", "Trainer", "train", "Preempted", "IdentityMismatch"]
+__all__ = ["TrainConfig", "ConfigError", "Trainer", "train", "Preempted", "IdentityMismatch"]

@@ -6,6 +6,7 @@ dataset's own defaults live with the configs that select it (conf/data/synthetic
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,6 +49,10 @@ def _range_problems(values: dict[str, Any], prefix: str,
             interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
             out.append(f"{prefix}{key}={v!r} must be a number in {interval}")
     return out
+
+
+class ConfigError(ValueError):
+    """A TrainConfig that cannot be trained as given (a value out of range, a missing file)."""
 
 
 @dataclass
@@ -150,10 +155,29 @@ class TrainConfig:
         if not 0.0 <= self.init_min_transfer <= 1.0:
             problems.append(f"init_min_transfer={self.init_min_transfer} must be in [0, 1] (1: every tensor of "
                             f"init_scope, 0: accept any transfer)")
+        problems += self._file_problems()
         if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
+            raise ConfigError("invalid training config: " + "; ".join(problems))
         self.hyp = {**SCRATCH_LOW, **self.hyp}
         return self
+
+    def _file_problems(self) -> list[str]:
+        """Files the run will open, and a hub tag it will download: checked now, not at the run's start
+        on a cluster node."""
+        out = []
+        if self.data != "synthetic" and not Path(self.data).expanduser().is_file():
+            out.append(f"data={self.data!r}: no such dataset yaml")
+        if self.init_weights is not None and not Path(self.init_weights).expanduser().is_file():
+            out.append(f"init_weights={self.init_weights!r}: no such weights file")
+        pretrained = self.model_kwargs.get("pretrained")
+        if pretrained not in (None, False):
+            from ..models.timm_backbone import resolve_pretrained
+
+            try:
+                resolve_pretrained(self.model, pretrained)
+            except Exception as e:  # noqa: BLE001 - a missing file, an unknown or unreachable hub tag
+                out.append(f"model_kwargs.pretrained={pretrained!r}: {e}")
+        return out
 
     # Settings whose null means "as the official decides"; one place computes each, for the
     # trainer and for the run identity alike.
