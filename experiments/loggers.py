@@ -1,7 +1,7 @@
 """The composed config's `logger` group -> a yolo_core RunLogger (conf/logger/{local,comet}.yaml).
 
     local  the trainer's own files only (results.csv, summary.json, train.log): a no-op RunLogger
-    comet  yolo_core.loggers.CometLogger (online, or an offline archive in <run_dir>/comet/)
+    comet  experiments.comet_logger.CometLogger (online, or an offline archive in <run_dir>/comet/)
 
 The Comet API key is read from the environment (COMET_API_KEY, or `comet login`), never
 from the config: a config value would be written to .hydra/config.yaml and overrides.yaml.
@@ -18,7 +18,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from yolo_core.loggers import CometLogger, RunLogger
+from yolo_core.loggers import RunLogger
+
+from experiments.comet_logger import CometLogger
 
 LOGGERS = ("local", "comet")
 _SECRET_WORDS = ("api_key", "apikey", "api-key")

@@ -131,6 +131,14 @@ class TuneConf:
     sampler_seed: int = 0
     lr0: RangeConf = field(default_factory=lambda: RangeConf(3e-4, 1e-2, True))
     backbone_lr_mult: Optional[RangeConf] = None
+    # Several workers on one study (experiments/tune.py): in an RDB storage (the default sqlite
+    # too) a running trial records a heartbeat; one silent for grace_period s is dead: failed,
+    # and retried in its run directory. Journal storages record none (see single_worker).
+    heartbeat_interval: int = 30        # s between a running trial's heartbeats
+    grace_period: int = 120             # s without a heartbeat before a RUNNING trial is dead (> interval)
+    max_retry: Optional[int] = None     # retries of a dead trial; null: no limit
+    single_worker: bool = False         # you promise no other worker is on this study: every RUNNING
+                                        # trial at start is dead, failed and retried at once
 
 
 @dataclass

@@ -6,7 +6,26 @@ an Optuna storage (default: a SQLite file in the tune directory; any RDB URL wor
 `journal:<path>` for a journal file on a shared file system), so a killed search resumes:
 run the same command with `hydra.run.dir=<tune dir>` and the study continues; a trial that
 was running when the process died (or was stopped by SIGTERM/SIGUSR2) is marked failed
-and its run directory resumes.
+and retried: a new trial with its params and its `run_number` user attr, which resumes
+the same trial_<n> directory.
+
+Several workers may run on one study at once (the same command, in parallel or on other
+hosts sharing the storage). A worker never fails another's live trial; which RUNNING
+trials are dead is Optuna's heartbeat mechanism (RDB storages, the default sqlite
+included): a running trial records a heartbeat every `tune.heartbeat_interval` s, and one
+silent for `tune.grace_period` s is failed and retried (RetryHeartbeatStaleTrialCallback,
+which copies the params and the `run_number` user attr) -- at a worker's start, and by
+Optuna before each new trial. A trial still beating at start is watched for up to one
+grace period first: a worker killed a moment ago is then told from a live one, and the
+re-run resumes its trial instead of sampling a new one (a second worker starts that much
+later). grace_period must outlast any pause of a live worker (a suspended job, a
+stalled file system): a trial declared dead is retried while its first process might
+still wake up in the same run directory.
+
+Journal storages (optuna 5) record no heartbeat: a RUNNING trial cannot be told dead
+from alive, so it is left alone with a warning (never failed under another worker);
+`tune.single_worker=true` says no other worker is on the study, and then every RUNNING
+trial is failed and retried at start (the behaviour of a single search; any storage).
 
 Pruning: after each epoch the trial reports YOLOv5's fitness (0.1 mAP50 + 0.9 mAP) and a
 median pruner may stop it; the run then ends like an early stop (best.pt evaluated, status
@@ -15,6 +34,8 @@ completed, `stopped_early` in summary.json) and the trial is marked pruned.
 from __future__ import annotations
 
 import logging
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +71,91 @@ class PruningLogger(RunLogger):
         return None if self.pruned_at is None else f"pruned by Optuna at epoch {self.pruned_at}"
 
 
-def make_storage(url: str | None, tune_dir: Path) -> optuna.storages.BaseStorage | str:
-    if url is None:
-        return f"sqlite:///{tune_dir / 'optuna.db'}"
-    if url.startswith("journal:"):
+RUNNING = optuna.trial.TrialState.RUNNING
+
+
+def retry_callback(tune: DictConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """Optuna's retry of a dead trial: a WAITING copy (params, user attrs: run_number) that the next
+    ask() takes; system attrs `failed_trial`/`retry_history` name the trial(s) it retries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
+
+
+def make_storage(url: str | None, tune_dir: Path, tune: DictConfig) -> optuna.storages.BaseStorage:
+    """The study's storage: an RDB one (sqlite by default) with heartbeats, or a journal file."""
+    if url is not None and url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    return url
+    interval, grace = int(tune.heartbeat_interval), int(tune.grace_period)
+    if interval < 1 or grace <= interval:
+        raise ValueError(f"tune.heartbeat_interval={interval} and tune.grace_period={grace}: need an interval "
+                         f">= 1 s and a longer grace period (several heartbeats), or live trials look dead")
+    url = url or f"sqlite:///{tune_dir / 'optuna.db'}"
+    # several workers (and their heartbeat threads) write one sqlite file: wait for its lock rather
+    # than fail after sqlite's 5 s -- a heartbeat thread that dies makes its live trial look dead
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=interval,
+                                          grace_period=grace, heartbeat_stale_trial_callback=retry_callback(tune))
+
+
+def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    return isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+
+
+def recover_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, tune: DictConfig) -> None:
+    """A worker's start: fail and retry the RUNNING trials whose worker is dead, and only those.
+
+    single_worker: all of them, now. Heartbeat storage: those whose heartbeat is older than
+    grace_period (Optuna's fail_stale_trials); one still beating is watched up to grace_period
+    (+2 s: sqlite's clock counts whole seconds) and left to its worker if it goes on. Journal:
+    none (no heartbeat), with a warning.
+    """
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
+    if not running:
+        return
+    if tune.single_worker:
+        retry = retry_callback(tune)  # what the heartbeat storage would call for a stale trial
+        for t in study.get_trials(deepcopy=True, states=(RUNNING,)):
+            try:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # it finished meanwhile: not a dead worker's, whatever single_worker says
+            retry(study, t)
+            LOG.info("trial %d was RUNNING (tune.single_worker: a dead worker's): failed, retried as run %s",
+                     t.number, t.user_attrs.get("run_number", t.number))
+        return
+    if not has_heartbeat(storage):
+        LOG.warning("trials %s are RUNNING and this storage records no heartbeat (a journal): they may be "
+                    "another worker's, so they are left alone. If no other worker is on this study, re-run "
+                    "with tune.single_worker=true to retry them in their run directories.", sorted(running))
+        return
+    deadline = time.monotonic() + tune.grace_period + 2
+    waited = False
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # fails the stale ones; the storage's callback retries them
+        left = running & {t.number for t in study.get_trials(deepcopy=False, states=(RUNNING,))}
+        if not left or time.monotonic() >= deadline:
+            break
+        if not waited:
+            LOG.info("trials %s are RUNNING with a recent heartbeat: watching them up to %d s "
+                     "(tune.grace_period) to tell a live worker from one that just died", sorted(left),
+                     tune.grace_period)
+            waited = True
+        time.sleep(1.0)
+    dead = sorted(t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+                  if t.number in running)
+    if dead:
+        LOG.info("trials %s had no heartbeat for %d s (their worker died): failed, and retried in their run "
+                 "directories (tune.max_retry: %s)", dead, tune.grace_period, tune.max_retry)
+    if left:
+        LOG.info("trials %s are still beating: another worker's, left to it (a RUNNING trial with no "
+                 "heartbeat at all, from an older version of this script, never goes stale: "
+                 "tune.single_worker=true retries it)", sorted(left))
 
 
 def sample(trial: optuna.Trial, tune: DictConfig) -> dict[str, float]:
@@ -97,16 +196,15 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, tune_dir: Path) -> float:
 def main(cfg: DictConfig) -> float:
     tune = cfg.tune
     tune_dir = Path(HydraConfig.get().runtime.output_dir)
-    storage = make_storage(tune.storage, tune_dir)
+    storage = make_storage(tune.storage, tune_dir, tune)
     name = tune.study_name or f"lr-{cfg.model.backbone.name}"
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=tune.warmup_epochs) \
         if tune.pruner == "median" else optuna.pruners.NopPruner()
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed), pruner=pruner)
-    # a trial left RUNNING by a killed process: fail it, its run directory resumes under the same number
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"run_number": t.user_attrs.get("run_number", t.number)})
+    # a trial left RUNNING by a dead worker is failed and retried: its run directory resumes under the
+    # same number; another worker's live trial is left alone
+    recover_trials(study, storage, tune)
     done = sum(t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL for t in study.trials)
     remaining = max(tune.n_trials - done, 0)
     LOG.info("study %s in %s: %d trials done, %d to run", name, tune_dir, done, remaining)

@@ -1,4 +1,4 @@
-"""Comet backend (yolo_core.loggers.comet, experiments/loggers.py): offline archives, the fast
+"""Comet backend (experiments/comet_logger.py, experiments/loggers.py): offline archives, the fast
 fallback when a key is set but the server does not answer, resume into the same experiment,
 and the API key never written anywhere. No test needs a network: "no network" is a local
 socket that accepts connections and never answers (a black hole) or a closed local port.
@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*sentry_sdk.Hub.*:DeprecationWarning")
 
-from yolo_core.loggers import CometLogger, RunLogger
-from yolo_core.loggers.comet import COMET_DIR, KEY_FILE, format_name, probe_comet, run_axes
+from experiments.comet_logger import COMET_DIR, KEY_FILE, CometLogger, format_name, probe_comet, run_axes
+from yolo_core.loggers import RunLogger
 from yolo_core.train.config import TrainConfig
 from yolo_core.train.trainer import train
 
@@ -93,7 +93,7 @@ def recording_probe(calls: list):
 def probes(monkeypatch):
     """Every probe_comet call the logger makes: (url, timeout_s, result)."""
     calls = []
-    monkeypatch.setattr("yolo_core.loggers.comet.probe_comet", recording_probe(calls))
+    monkeypatch.setattr("experiments.comet_logger.probe_comet", recording_probe(calls))
     return calls
 
 
@@ -152,7 +152,7 @@ def fake_key_run(tmp_path_factory, black_hole):
         clean_env(mp)
         mp.setenv("COMET_API_KEY", FAKE_KEY)
         mp.setenv("COMET_URL_OVERRIDE", black_hole.url)
-        mp.setattr("yolo_core.loggers.comet.probe_comet", recording_probe(calls))
+        mp.setattr("experiments.comet_logger.probe_comet", recording_probe(calls))
         logger = CometLogger(log_images=2, log_model=True)
         train(tiny(out), logger=logger)
     return out, logger, calls, black_hole.connections()
@@ -420,3 +420,40 @@ def test_composed_config_has_the_logger_group():
         assert isinstance(lg, CometLogger) and lg.offline
         axes = run_axes(to_train_config(cfg, out_dir="unused").to_dict())
         assert format_name(lg.name, axes) == "cspdarknet_s-random-linear-s0"
+
+
+# ---------------------------------------------------------------------- layering
+def test_yolo_core_never_imports_comet_ml():
+    """The Comet backend is the experiment layer's (experiments/comet_logger.py): no module of
+    yolo_core imports comet_ml, not even lazily inside a function, and importing every module
+    of yolo_core (in a fresh interpreter) leaves comet_ml unloaded."""
+    import ast
+    import subprocess
+    import sys
+
+    core = REPO / "yolo_core"
+    modules, offenders = [], []
+    for path in sorted(core.rglob("*.py")):
+        rel = path.relative_to(REPO).with_suffix("")
+        modules.append(".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts))
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+                names = [str(node.args[0].value)]
+            offenders += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] == "comet_ml"]
+    assert not offenders, offenders
+    assert "yolo_core.loggers" in modules and len(modules) > 20
+
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}:\n"
+            "    importlib.import_module(m)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'comet_ml')\n"
+            "assert not bad, bad\n"
+            "import experiments.loggers\n"   # builds the Comet logger, still without importing comet_ml
+            "assert 'comet_ml' not in sys.modules\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -1,14 +1,20 @@
-"""Optuna tuning end to end on a real SQLite storage: trials are run directories, a killed search resumes."""
+"""Optuna tuning end to end on a real SQLite storage: trials are run directories, a killed search
+resumes, and several workers on one study leave each other's live trials alone."""
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
 
 pytestmark = pytest.mark.slow
@@ -63,7 +69,10 @@ def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_pa
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(data_root), "HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "experiments.tune", f"hydra.run.dir={tune_dir}", "train.epochs=3",
             "train.imgsz=64", "train.batch=4", "train.workers=0", "data.synthetic.n_train=12",
-            "data.synthetic.n_val=6", "schedule.warmup_min_iters=2", "tune.n_trials=1", "tune.pruner=none"]
+            "data.synthetic.n_val=6", "schedule.warmup_min_iters=2", "tune.n_trials=1", "tune.pruner=none",
+            # the re-run below starts at once: it watches trial_0's heartbeat for the grace period
+            # (seconds here, minutes by default) before it fails and retries it
+            "tune.heartbeat_interval=1", "tune.grace_period=2"]
     # The search gets the signal right after trial_0's first last.pt (log_epoch follows it): sent
     # by the process to itself, so the point does not depend on how fast a poller would notice
     # the file (under load the short trial could finish first). raise_signal: handled at once.
@@ -99,3 +108,123 @@ def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_pa
     assert "resumed from" in (tune_dir / "trial_0" / "train.log").read_text()
     assert json.loads((tune_dir / "trial_0" / "summary.json").read_text())["status"] == "completed"
     assert not (tune_dir / "trial_1").exists()
+
+
+# ---------------------------------------------------------------------- several workers, one study
+STUDY = "lr-cspdarknet_s"
+
+
+def tune_conf(**kw):
+    from experiments.schema import TuneConf
+
+    return OmegaConf.structured(TuneConf(**kw))
+
+
+def running_trial(study: optuna.Study, lr0: float) -> optuna.Trial:
+    """A trial as a worker's run_trial starts it (conf/tune.yaml's lr0 range, run_number recorded)."""
+    study.enqueue_trial({"lr0": lr0})
+    trial = study.ask()
+    trial.suggest_float("lr0", 3e-4, 1e-2, log=True)
+    trial.set_user_attr("run_number", trial.number)
+    return trial
+
+
+def age_heartbeat(db: Path, trial_id: int, hours: float = 1.0) -> None:
+    """Move a trial's last heartbeat `hours` into the past: its worker died that long ago."""
+    with sqlite3.connect(db) as con:
+        (beat,) = con.execute("SELECT heartbeat FROM trial_heartbeats WHERE trial_id=?", (trial_id,)).fetchone()
+        old = datetime.datetime.fromisoformat(beat) - datetime.timedelta(hours=hours)
+        con.execute("UPDATE trial_heartbeats SET heartbeat=? WHERE trial_id=?", (str(old), trial_id))
+
+
+class Beating:
+    """Worker 1's heartbeat thread for one trial (as Optuna's own records it), until the block ends."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int, every_s: float = 0.3):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, args=(storage, trial_id, every_s), daemon=True)
+
+    def _beat(self, storage, trial_id, every_s):
+        while True:
+            storage.record_heartbeat(trial_id)
+            if self.stop.wait(every_s):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+# ask() outside optimize() on a heartbeat storage: Optuna warns that nobody beats for the trial (the test does)
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
+def test_a_second_worker_fails_only_the_trial_whose_heartbeat_stopped(tmp_path):
+    """Worker 2 (main(), a real process) starts on a study where worker 1 runs a trial with a live
+    heartbeat, and a dead worker left another RUNNING one with a heartbeat an hour old: the live one
+    stays RUNNING (worker 1 then finishes it normally), the dead one is failed and re-queued with its
+    params and run number. The old start-up failed both, and worker 1 crashed on its next report."""
+    from experiments.tune import make_storage
+
+    tune_dir = tmp_path / "tune"
+    tune_dir.mkdir()
+    db = tune_dir / "optuna.db"
+    storage = make_storage(None, tune_dir, tune_conf(heartbeat_interval=1, grace_period=2))
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"lr0": 1e-3}, value=0.5, user_attrs={"run_number": 0},
+                                              distributions={"lr0": optuna.distributions.FloatDistribution(
+                                                  3e-4, 1e-2, log=True)}))
+    dead = running_trial(study, 2e-3)
+    storage.record_heartbeat(dead._trial_id)
+    age_heartbeat(db, dead._trial_id)
+    live = running_trial(study, 4e-3)
+
+    with Beating(storage, live._trial_id):
+        proc = run_tune(tune_dir, tmp_path / "data", "tune.n_trials=1", "tune.heartbeat_interval=1",
+                        "tune.grace_period=2")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        states = {t.number: t.state for t in optuna.load_study(study_name=STUDY, storage=storage).trials}
+        assert states[live.number] == optuna.trial.TrialState.RUNNING, states
+    live.report(0.25, 0)                      # worker 1 goes on: no UpdateFinishedTrialError
+    study.tell(live, 0.25)
+
+    trials = optuna.load_study(study_name=STUDY, storage=storage).trials
+    assert trials[live.number].state == optuna.trial.TrialState.COMPLETE
+    assert trials[dead.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert retry.params == {"lr0": 2e-3} and retry.user_attrs["run_number"] == dead.number
+    assert retry.system_attrs["failed_trial"] == dead.number   # RetryHeartbeatStaleTrialCallback.retried_trial_number
+    log = proc.stdout + proc.stderr
+    assert "had no heartbeat" in log and "still beating" in log, log
+
+
+def test_journal_storage_leaves_running_trials_unless_single_worker(tmp_path, caplog):
+    """A journal storage records no heartbeat: a RUNNING trial may be another worker's, so a start
+    leaves it alone (with a warning saying how to retry it); with tune.single_worker=true it is
+    failed and retried under its run number, as a single search always did."""
+    from experiments.tune import make_storage, recover_trials
+
+    conf = tune_conf(storage=f"journal:{tmp_path / 'journal.log'}")
+    storage = make_storage(conf.storage, tmp_path, conf)
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+    trial = running_trial(study, 5e-3)
+    with caplog.at_level(logging.WARNING, logger="experiments.tune"):
+        recover_trials(study, storage, conf)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+    assert "tune.single_worker=true" in caplog.text
+
+    conf.single_worker = True
+    recover_trials(study, storage, conf)
+    failed, retry = study.trials
+    assert failed.number == trial.number and failed.state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.WAITING
+    assert retry.params == {"lr0": 5e-3} and retry.user_attrs["run_number"] == trial.number
+
+
+def test_heartbeat_settings_are_checked(tmp_path):
+    from experiments.tune import make_storage
+
+    with pytest.raises(ValueError, match="grace_period"):
+        make_storage(None, tmp_path, tune_conf(heartbeat_interval=30, grace_period=30))

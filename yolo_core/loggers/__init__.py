@@ -1,5 +1,9 @@
-"""Run loggers: the trainer reports to a RunLogger; backends (local files, Comet) implement it."""
-from .base import CompositeLogger, RunLogger
-from .comet import CometLogger  # comet_ml itself is imported only when a CometLogger starts
+"""Run loggers: the trainer reports to a RunLogger; backends implement it.
 
-__all__ = ["RunLogger", "CompositeLogger", "CometLogger"]
+yolo_core holds only the interface (and CompositeLogger); tracking backends such as Comet
+live in the experiment layer (experiments/comet_logger.py, built by experiments/loggers.py),
+so yolo_core never imports a tracking service.
+"""
+from .base import CompositeLogger, RunLogger
+
+__all__ = ["RunLogger", "CompositeLogger"]

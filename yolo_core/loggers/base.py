@@ -1,7 +1,10 @@
 """The logger interface the trainer calls. It never imports a tracking service itself.
 
 results.csv, summary.json and train.log are the trainer's own files (the run directory
-contract); a RunLogger mirrors what happens to an external tracker.
+contract); a RunLogger mirrors what happens to an external tracker. Backends live outside
+yolo_core (Comet: experiments/comet_logger.py). The trainer writes the records of the
+Python logger hierarchy "yolo_core" to train.log; a backend whose warnings belong there
+logs under a name in it (the Comet backend: "yolo_core.loggers.comet").
 """
 from __future__ import annotations
 

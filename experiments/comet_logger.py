@@ -1,4 +1,7 @@
-"""Comet backend of RunLogger: online when it can, an offline archive in the run directory otherwise.
+"""Comet backend of yolo_core's RunLogger: online when it can, an offline archive in the run directory otherwise.
+
+It lives in the experiment layer (experiments/loggers.py builds it from the `logger` config
+group): yolo_core only knows the RunLogger interface and never imports comet_ml.
 
 Mode, decided once in start():
 
@@ -18,10 +21,10 @@ the same key; `comet upload` appends it to the experiment). An online experiment
 loses the network later falls back to an offline zip in the same folder (comet_ml's own
 fallback).
 
-comet_ml is imported lazily, inside start(): the trainer and the `local` logger never
-import it. Its automatic logging (torch monkey-patching, stdout, code, git, CLI args) is
-off, as is its Sentry crash reporting; the machine's details are logged only with
-log_env=True. Every Comet error is caught and logged as a warning: tracking never stops
+comet_ml is imported lazily, inside start(): the trainer, the `local` logger and
+`import experiments.comet_logger` never import it. Its automatic logging (torch
+monkey-patching, stdout, code, git, CLI args) is off, as is its Sentry crash reporting;
+the machine's details are logged only with log_env=True. Every Comet error is caught and logged as a warning: tracking never stops
 a training run, and it leaves the global `random` state as it found it.
 """
 from __future__ import annotations
@@ -41,8 +44,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .base import RunLogger
+from yolo_core.loggers import RunLogger
 
+# The trainer writes the records of the "yolo_core" logger hierarchy to the run's train.log
+# (yolo_core.loggers.base.RunLogger); this backend logs under it so its warnings land there
+# too. A logger name, not a module: nothing in yolo_core imports this file or comet_ml.
 LOG = logging.getLogger("yolo_core.loggers.comet")
 
 COMET_DIR = "comet"
@@ -387,8 +393,8 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_val_split(config: Mapping[str, Any]):
     """The val split of the run's dataset, reloaded from its TrainConfig dict (for logged images)."""
-    from ..data.sources import load_dataset
-    from ..data.synthetic import ensure_synthetic_dataset
+    from yolo_core.data.sources import load_dataset
+    from yolo_core.data.synthetic import ensure_synthetic_dataset
 
     data = config.get("data", "synthetic")
     spec = ensure_synthetic_dataset(**(config.get("synthetic") or {})) if data == "synthetic" else data
