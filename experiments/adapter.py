@@ -26,9 +26,11 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
     if ni["name"] != "random" and not ni["weights"]:
         raise ConfigError(f"model/neck_init={ni['name']} needs model.neck_init.weights: the path of an official "
                          f"YOLOv5 checkpoint (e.g. yolov5s.pt)")
-    axes = {"backbone": bb["name"], "neck_init": ni["name"], "schedule": sch["name"], "optimizer": opt["name"],
-            "seed": c["seed"], "data": data["name"], "epochs": tr["epochs"], "imgsz": tr["imgsz"],
-            "batch": tr["batch"], "lr0": opt["lr0"], "lrf": sch["lrf"], "backbone_lr_mult": bb["lr_mult"]}
+    # the option names of the groups label the run; the rest of its axes are derived (TrainConfig.run_axes),
+    # the data label too when data.path was given without a data.name of its own
+    axes = {"backbone": bb["name"], "neck_init": ni["name"], "schedule": sch["name"], "optimizer": opt["name"]}
+    if not (data["path"] and data["name"] == "synthetic"):
+        axes["data"] = data["name"]
     return TrainConfig(
         out_dir=out_dir, run_name=run_name, axes=axes,
         model=bb["model"], model_kwargs=model_kwargs,
@@ -36,15 +38,9 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
         init_scope="all" if is_yolov5 else "neck_head",
         init_min_transfer=ni["min_transfer"], max_image_pixels=data["max_image_pixels"],
         data="synthetic" if data["name"] == "synthetic" and not data["path"] else data["path"],
-        synthetic=data["synthetic"], cache=data["cache"],
-        imgsz=tr["imgsz"], batch_size=tr["batch"], workers=tr["workers"], epochs=tr["epochs"],
-        optimizer=opt["name"], schedule=sch["name"], hyp=hyp, label_smoothing=tr["label_smoothing"],
+        synthetic=data["synthetic"], cache=data["cache"], optimizer=opt["name"], schedule=sch["name"], hyp=hyp,
         warmup_min_iters=sch["warmup_min_iters"], backbone_lr_mult=bb["lr_mult"], layer_decay=bb["layer_decay"],
-        freeze_backbone_epochs=bb["freeze_epochs"], ema=tr["ema"], patience=tr["patience"],
-        max_nonfinite_steps=tr["max_nonfinite_steps"], noautoanchor=tr["noautoanchor"],
-        round_init_fp16=tr["round_init_fp16"],
-        device=tr["device"], amp=tr["amp"], channels_last=tr["channels_last"], seed=c["seed"],
-        coco_backend=tr["coco_backend"], resume=tr["resume"],
+        freeze_backbone_epochs=bb["freeze_epochs"], seed=c["seed"], **tr,
     ).validate()
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_core.loggers import RunLogger
+from yolo_core.train.config import TrainConfig
 
 # The trainer writes the records of the "yolo_core" logger hierarchy to the run's train.log
 # (yolo_core.loggers.base.RunLogger); this backend logs under it so its warnings land there
@@ -174,7 +175,7 @@ class CometLogger(RunLogger):
         self.experiment_key = self._experiment_key(comet_ml, comet_dir, resumed or bool(config.get("resume", True)))
 
         online, why = self._choose_mode(comet_ml)
-        axes = run_axes(config)
+        axes = facts.get("axes") or TrainConfig(**config).run_axes()
         exp_config = comet_ml.ExperimentConfig(
             name=format_name(self.name, axes), tags=self.tags + axis_tags(axes),
             offline_directory=str(comet_dir), display_summary_level=0,
@@ -346,17 +347,6 @@ def probe_comet(url: str, timeout_s: float = 2.5) -> tuple[bool, str]:
     t.start()
     t.join(timeout_s)
     return result.get("r", (False, f"no answer within {timeout_s:g} s"))
-
-
-def run_axes(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's axes from a TrainConfig dict: config['axes'] over values derived as the trainer does."""
-    axes = {"backbone": config.get("model"), "neck_init": "checkpoint" if config.get("init_weights") else "random",
-            "schedule": config.get("schedule"), "optimizer": config.get("optimizer"), "seed": config.get("seed"),
-            "data": config.get("data"), "epochs": config.get("epochs"), "imgsz": config.get("imgsz")}
-    axes.update(config.get("axes") or {})
-    if isinstance(axes.get("data"), str) and axes["data"].endswith((".yaml", ".yml")):
-        axes["data"] = Path(axes["data"]).stem
-    return axes
 
 
 def format_name(template: str | None, axes: Mapping[str, Any]) -> str | None:

@@ -6,10 +6,15 @@ turns a composed config into yolo_core's TrainConfig and validates it.
 """
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
+
+from yolo_core.train.config import TrainConfig
 
 
 @dataclass
@@ -77,23 +82,29 @@ class DataConf:
     max_image_pixels: Optional[int] = 89_478_485  # larger images are skipped as corrupt (PIL's limit); null: none
 
 
-@dataclass
-class TrainConf:
-    epochs: int = 100
-    imgsz: int = 640
-    batch: int = 16
-    workers: int = 8
-    device: str = "auto"
-    amp: Optional[bool] = None
-    patience: int = 100                 # 0: no early stopping (as YOLOv5)
-    max_nonfinite_steps: int = 20       # consecutive skipped non-finite optimizer steps before failing
-    noautoanchor: bool = False          # YOLOv5's --noautoanchor
-    round_init_fp16: bool = True        # round the starting weights through fp16, as YOLOv5's train.py
-    label_smoothing: float = 0.0
-    ema: bool = True
-    channels_last: bool = False
-    coco_backend: str = "pycocotools"
-    resume: bool = True
+# TrainConfig fields that the other groups fill (model/*, schedule, optimizer, data, hyp, seed)
+# or that the entry point sets (out_dir, run_name, axes); every other field is `train.<field>`.
+FILLED_BY_GROUPS = ("out_dir", "run_name", "axes", "model", "model_kwargs", "init_weights", "init_scope",
+                    "init_min_transfer", "data", "synthetic", "cache", "max_image_pixels", "optimizer", "schedule",
+                    "hyp", "warmup_min_iters", "backbone_lr_mult", "layer_decay", "freeze_backbone_epochs", "seed")
+
+
+def _train_node() -> type:
+    """`train`: yolo_core's TrainConfig fields with their own names, types and defaults (one place)."""
+    hints = typing.get_type_hints(TrainConfig)
+    fields = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in FILLED_BY_GROUPS:
+            continue
+        typ = hints[f.name]
+        args = typing.get_args(typ)
+        if isinstance(typ, types.UnionType) and type(None) in args:  # OmegaConf knows Optional[X], not X | None
+            typ = Optional[next(a for a in args if a is not type(None))]
+        fields.append((f.name, typ, field(default=f.default)))
+    return dataclasses.make_dataclass("TrainConf", fields)
+
+
+TrainConf = _train_node()
 
 
 @dataclass
@@ -147,7 +158,7 @@ class Config:
     schedule: ScheduleConf = field(default_factory=ScheduleConf)
     optimizer: OptimizerConf = field(default_factory=OptimizerConf)
     data: DataConf = field(default_factory=DataConf)
-    train: TrainConf = field(default_factory=TrainConf)
+    train: TrainConf = field(default_factory=TrainConf)  # type: ignore[valid-type]
     logger: LoggerConf = field(default_factory=LoggerConf)
     tune: TuneConf = field(default_factory=TuneConf)
     hyp: dict[str, float] = field(default_factory=dict)   # overrides of hyp.scratch-low (loss, augmentation)

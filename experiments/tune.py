@@ -44,6 +44,7 @@ import optuna
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from experiments import exits
 from experiments.adapter import to_train_config
 from experiments.loggers import build_logger
 from experiments.schema import register_configs
@@ -193,6 +194,7 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, tune_dir: Path) -> float:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
+@exits.task
 def main(cfg: DictConfig) -> float:
     tune = cfg.tune
     tune_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -218,4 +220,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    exits.hydra_cli(main, "tune")

@@ -20,7 +20,7 @@ def summary(backbone: str = "cspdarknet_s", seed: int = 0, status: str = "comple
     return {
         "status": status, "error": None, "run_name": f"backbone={backbone},seed={seed}",
         "axes": {"backbone": backbone, "neck_init": "random", "schedule": "linear", "optimizer": "adamw",
-                 "seed": seed, "data": "synthetic", "epochs": 2, "imgsz": 96, "batch": 8, "lr0": 0.002},
+                 "seed": seed, "data": "synthetic", "epochs": 2, "imgsz": 96, "batch_size": 8, "lr0": 0.002},
         "model": {"name": "yolov5s", "params": 7235389, "gflops": 16.5, "gflops_imgsz": 640,
                   "backbone_params": 4212480},
         "metrics": m, "best_epoch": 1, "epochs_completed": 2, "wall_time_s": 10.0,

@@ -113,7 +113,7 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
                 assert (tc.hyp["lr0"], tc.hyp["weight_decay"]) == (0.0002, 0.05)
                 assert tc.hyp["warmup_bias_lr"] == 0.0   # as optimizer=adamw: SGD's 0.1 makes AdamW diverge
                 assert tc.model_kwargs == {"neck": "yolov5s", "pretrained": None, "drop_path_rate": 0.4}
-            assert tc.axes["optimizer"] == tc.optimizer and tc.axes["lr0"] == tc.hyp["lr0"]
+            assert tc.run_axes()["optimizer"] == tc.optimizer and tc.run_axes()["lr0"] == tc.hyp["lr0"]
             if tc.axes["neck_init"] == "yolov5s":
                 assert tc.init_weights == os.environ["YOLOV5S_WEIGHTS"]
             seen.add((tc.axes["backbone"], tc.axes["neck_init"], tc.schedule, tc.seed))
@@ -246,3 +246,44 @@ def test_plan_lists_jobs_and_marks_completed_runs(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "1 of 4 job config(s) are invalid" in err and "completed under another config" in err
     assert "no run identity recorded" in err and str(done) in err
+
+
+def test_a_python_api_run_and_a_hydra_run_of_one_config_get_the_same_axes(hydra_app: Any, tmp_path: Path) -> None:
+    from yolo_core.train.config import TrainConfig
+
+    weights = tmp_path / "yolov5s.pt"
+    weights.write_text("stand-in")
+    for ov, api in ((["data=synthetic"], TrainConfig(model="yolov5s", data="synthetic", optimizer="adamw")),
+                    ([f"model/neck_init=yolov5s", f"model.neck_init.weights={weights}", "model/backbone=convnext_tiny"],
+                     TrainConfig(model="convnext_tiny", init_weights=str(weights), optimizer="adamw"))):
+        hydra_axes = to_train_config(compose("config", overrides=ov), out_dir="unused").run_axes()
+        api_axes = api.run_axes()
+        for key in ("backbone", "neck_init", "schedule", "optimizer", "data", "seed"):
+            assert hydra_axes[key] == api_axes[key], key
+
+
+def test_data_path_without_a_data_name_is_labelled_by_its_file(hydra_app: Any, tmp_path: Path) -> None:
+    data = tmp_path / "coco128.yaml"
+    data.write_text("stand-in")
+    tc = to_train_config(compose("config", overrides=[f"data.path={data}"]), out_dir="unused")
+    assert tc.data == str(data) and tc.run_axes()["data"] == "coco128"
+    named = to_train_config(compose("config", overrides=[f"data.path={data}", "data.name=mine"]), out_dir="unused")
+    assert named.run_axes()["data"] == "mine"
+
+
+def test_every_training_setting_is_settable_from_the_command_line(hydra_app: Any) -> None:
+    """`train.<field>` for every TrainConfig field no group fills, with TrainConfig's own name and default."""
+    import dataclasses
+
+    from experiments.schema import FILLED_BY_GROUPS
+    from yolo_core.train.config import TrainConfig
+
+    own = [f for f in dataclasses.fields(TrainConfig) if f.name not in FILLED_BY_GROUPS]
+    assert {"compile", "amp_dtype", "clip_grad", "iou_thres", "conf_thres", "max_det", "batch_size"} <= {f.name for f in own}
+    tc = to_train_config(compose("config", overrides=["train.compile=true", "train.amp_dtype=bfloat16",
+                                                      "train.clip_grad=5", "train.iou_thres=0.5"]), out_dir="unused")
+    assert (tc.compile, tc.amp_dtype, tc.clip_grad, tc.iou_thres) == (True, "bfloat16", 5.0, 0.5)
+    base = to_train_config(compose("config", overrides=["data=coco"]), out_dir="unused")
+    for f in own:
+        if f.name not in ("imgsz", "batch_size", "epochs", "workers"):  # conf/data/coco.yaml sets these
+            assert getattr(base, f.name) == f.default, f.name

@@ -94,7 +94,7 @@ def test_two_ranks_stay_in_step_and_resume_together(tmp_path: Path) -> None:
     assert summary["epochs_completed"] == 2
     train_log = (out / "train.log").read_text()
     assert train_log.count("resumed from") == 1 and train_log.count("epoch 2/2") == 1  # rank 0 writes alone
-    assert summary["axes"]["batch"] == 4   # the total over both ranks, as YOLOv5's --batch-size
+    assert summary["axes"]["batch_size"] == 4   # the total over both ranks, as YOLOv5's --batch-size
 
 
 def _rank_pid(root_pid: int, rank: int) -> int | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["train.workers=0", "data.synthetic.n_train=16", "data.synthetic.n_val=8", "train.imgsz=64", "train.batch=4"]
+TINY = ["train.workers=0", "data.synthetic.n_train=16", "data.synthetic.n_val=8", "train.imgsz=64", "train.batch_size=4"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("map_vs_epoch.png", "ap_by_size.png", "loss_curves.png", "pr_curve.png")
 BASE_AXES = {"neck_init": "random", "optimizer": "adamw", "data": "synthetic", "epochs": 3, "imgsz": 96,
-             "batch": 8, "lr0": 0.002, "lrf": 0.01}
+             "batch_size": 8, "lr0": 0.002, "lrf": 0.01}
 FACTS = {"cspdarknet_s": (7235389, 16.5), "convnext_tiny": (34500000, 40.1)}
 
 

@@ -192,5 +192,19 @@ class TrainConfig:
             return self.final_iou_thres
         return 0.65 if coco80 else self.iou_thres
 
+    def run_axes(self) -> dict[str, Any]:
+        """The labels a run is named, tagged and tabled by, computed here only: derived from the
+        settings (so a Python-API run and a Hydra run of one config get the same labels), then
+        self.axes over them (labels a caller adds: Hydra's option names, a tune trial number)."""
+        size = self.model.removeprefix("yolov5")
+        return {"backbone": f"cspdarknet_{size}" if self.model.startswith("yolov5") and size in "nsmlx" and size
+                else self.model,
+                "neck_init": "random" if self.init_weights is None else Path(self.init_weights).stem,
+                "schedule": self.schedule, "optimizer": self.optimizer, "seed": self.seed,
+                "data": self.data if self.data == "synthetic" else Path(self.data).stem,
+                "epochs": self.epochs, "imgsz": self.imgsz, "batch_size": self.batch_size,
+                "lr0": {**SCRATCH_LOW, **self.hyp}["lr0"], "lrf": {**SCRATCH_LOW, **self.hyp}["lrf"],
+                "backbone_lr_mult": self.backbone_lr_mult, **self.axes}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -364,13 +364,8 @@ class Trainer:
     # ------------------------------------------------------------------ summary
     def _base_summary(self) -> dict[str, Any]:
         cfg = self.cfg
-        axes = {"backbone": cfg.model, "neck_init": "checkpoint" if cfg.init_weights else "random",
-                "schedule": cfg.schedule, "optimizer": cfg.optimizer, "seed": cfg.seed, "data": cfg.data,
-                "epochs": cfg.epochs, "imgsz": cfg.imgsz, "batch": cfg.batch_size, "lr0": cfg.hyp["lr0"],
-                "lrf": cfg.hyp["lrf"], "backbone_lr_mult": cfg.backbone_lr_mult}
-        axes.update(cfg.axes)
         return {"status": "running", "error": None, "run_name": cfg.run_name or self.run_dir.name,
-                "axes": axes, "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
+                "axes": cfg.run_axes(), "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
                 "best_epoch": None, "epochs_completed": 0, "wall_time_s": 0.0, "train_images_per_s": None,
                 "device": self._device_name(), "world_size": self.dist.world_size,
                 "versions": package_versions(), "git_rev": git_revision(),
@@ -556,7 +551,7 @@ class Trainer:
         if cfg.compile:
             self.train_forward = torch.compile(self.train_forward)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
-                          {**self.summary["model"], "resumed": self.start_epoch > 0,
+                          {**self.summary["model"], "axes": self.summary["axes"], "resumed": self.start_epoch > 0,
                            "val_split": self.val_split})
         header = results_header(len(self.optimizer.param_groups))
 
