@@ -1,7 +1,7 @@
 """The composed config's `logger` group -> a yolo_core RunLogger (conf/logger/{local,comet}.yaml).
 
     local  the trainer's own files only (results.csv, summary.json, train.log): a no-op RunLogger
-    comet  experiments.comet_logger.CometLogger (online, or an offline archive in <run_dir>/comet/)
+    comet  integrations.comet.CometLogger (online, or an offline archive in <run_dir>/comet/)
 
 The Comet API key is read from the environment only (experiments/secret_guard.py refuses it
 in a config, before Hydra writes one; build_logger checks again for a key that got in some other way).
@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.comet_logger import CometLogger
+from integrations.comet import CometLogger
 from experiments.secret_guard import refuse_secrets_in
 from yolo_core.loggers import RunLogger
 

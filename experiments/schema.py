@@ -14,6 +14,7 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from yolo_core.hyp import SCRATCH_LOW
 from yolo_core.train.config import TrainConfig
 
 
@@ -45,22 +46,23 @@ class ModelConf:
     neck_init: NeckInitConf = field(default_factory=NeckInitConf)
 
 
+# hyp defaults: yolo_core/hyp.py (hyp.scratch-low), the one place they are written
 @dataclass
 class ScheduleConf:
     name: str = "linear"
-    lrf: float = 0.01
-    warmup_epochs: float = 3.0
-    warmup_min_iters: int = 100
-    warmup_momentum: float = 0.8
+    lrf: float = SCRATCH_LOW["lrf"]
+    warmup_epochs: float = SCRATCH_LOW["warmup_epochs"]
+    warmup_min_iters: int = TrainConfig.warmup_min_iters
+    warmup_momentum: float = SCRATCH_LOW["warmup_momentum"]
 
 
 @dataclass
 class OptimizerConf:
     name: str = "sgd"
-    lr0: float = 0.01
-    momentum: float = 0.937
-    weight_decay: float = 0.0005
-    warmup_bias_lr: float = 0.1         # start lr of bias groups in warmup (YOLOv5: 0.1, made for SGD)
+    lr0: float = SCRATCH_LOW["lr0"]
+    momentum: float = SCRATCH_LOW["momentum"]
+    weight_decay: float = SCRATCH_LOW["weight_decay"]
+    warmup_bias_lr: float = SCRATCH_LOW["warmup_bias_lr"]  # start lr of bias groups in warmup (made for SGD)
 
 
 @dataclass

@@ -190,7 +190,7 @@ class RequeueOnce:
 
 
 def test_sge_executor_results_exit_codes_deletion_and_requeue(sge: None, tmp_path: Path) -> None:
-    from experiments.launchers.sge import SGEExecutor, SGEJob
+    from integrations.sge import SGEExecutor, SGEJob
 
     ex = SGEExecutor(tmp_path / "jobs" / "%j")
     ex.update_parameters(job_name="test;with odd/name", timeout_min=10,

@@ -1,4 +1,4 @@
-"""Comet backend (experiments/comet_logger.py, experiments/loggers.py): offline archives, the fast
+"""Comet backend (integrations/comet.py, experiments/loggers.py): offline archives, the fast
 fallback when a key is set but the server does not answer, resume into the same experiment,
 and the API key never written anywhere. No test needs a network: "no network" is a local
 socket that accepts connections and never answers (a black hole) or a closed local port.
@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*sentry_sdk.Hub.*:DeprecationWarning")
 
-from experiments.comet_logger import COMET_DIR, KEY_FILE, CometLogger, format_name, probe_comet
+from integrations.comet import COMET_DIR, KEY_FILE, CometLogger, format_name, probe_comet
 from yolo_core.train.config import TrainConfig
 from yolo_core.loggers import RunLogger
 from yolo_core.train.config import TrainConfig
@@ -94,7 +94,7 @@ def recording_probe(calls: list):
 def probes(monkeypatch):
     """Every probe_comet call the logger makes: (url, timeout_s, result)."""
     calls = []
-    monkeypatch.setattr("experiments.comet_logger.probe_comet", recording_probe(calls))
+    monkeypatch.setattr("integrations.comet.probe_comet", recording_probe(calls))
     return calls
 
 
@@ -153,7 +153,7 @@ def fake_key_run(tmp_path_factory, black_hole):
         clean_env(mp)
         mp.setenv("COMET_API_KEY", FAKE_KEY)
         mp.setenv("COMET_URL_OVERRIDE", black_hole.url)
-        mp.setattr("experiments.comet_logger.probe_comet", recording_probe(calls))
+        mp.setattr("integrations.comet.probe_comet", recording_probe(calls))
         logger = CometLogger(log_images=2, log_model=True)
         train(tiny(out), logger=logger)
     return out, logger, calls, black_hole.connections()
@@ -400,7 +400,7 @@ def test_composed_config_has_the_logger_group():
 
 # ---------------------------------------------------------------------- layering
 def test_yolo_core_never_imports_comet_ml():
-    """The Comet backend is the experiment layer's (experiments/comet_logger.py): no module of
+    """The Comet backend lives in integrations/comet.py: no module of
     yolo_core imports comet_ml, not even lazily inside a function, and importing every module
     of yolo_core (in a fresh interpreter) leaves comet_ml unloaded."""
     import ast

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.launchers.sge import SGEExecutor, SGEInfoWatcher, SGEJobEnvironment, parse_qstat
+from integrations.sge import SGEExecutor, SGEInfoWatcher, SGEJobEnvironment, parse_qstat
 
 QSTAT = """\
 job-ID  prior   name       user         state submit/start at     queue                          slots ja-task-ID
@@ -39,8 +39,8 @@ def test_submitit_finds_the_sge_executor_and_environment_through_its_entry_point
     from submitit.core import plugins
 
     eps = {ep.name: ep.value for ep in metadata.entry_points(group="submitit")}
-    assert eps.items() >= {"executor": "experiments.launchers.sge:SGEExecutor",
-                           "job_environment": "experiments.launchers.sge:SGEJobEnvironment"}.items()
+    assert eps.items() >= {"executor": "integrations.sge:SGEExecutor",
+                           "job_environment": "integrations.sge:SGEJobEnvironment"}.items()
     assert plugins.get_executors()["sge"] is SGEExecutor
     assert type(plugins.get_job_environments()["sge"]) is SGEJobEnvironment
 

@@ -2,9 +2,8 @@
 
     hydra_conf.py  the launchers' structured configs (hydra/launcher=submitit_local_sweep|..._slurm_sweep|submitit_sge)
     runs.py        the run-directory facts a launcher acts on (completed? mark a lost job failed)
-    pool.py        submit a list of jobs to any submitit executor, at most N at once, wait for all
-    sge.py         a submitit executor for (Son of) Grid Engine: qsub -terse / qstat / qacct
-                   (a submitit plugin: pyproject.toml's `submitit` entry points)
+    pool.py        submit a list of jobs to any submitit executor (SGE: integrations/sge.py), at most N
+                   at once, wait for all
 
 The Hydra launchers themselves live in hydra_plugins/convnext_yolo_launchers (Hydra only
 instantiates plugins from the hydra_plugins namespace); they are thin wrappers of these.

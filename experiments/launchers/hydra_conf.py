@@ -42,7 +42,7 @@ class SlurmSweepConf(SlurmQueueConf):
 
 @dataclass
 class SGEQueueConf(BaseQueueConf):
-    """Son of Grid Engine through experiments.launchers.sge.SGEExecutor (qsub/qstat/qacct)."""
+    """Son of Grid Engine through integrations.sge.SGEExecutor (qsub/qstat/qacct)."""
 
     _target_: str = f"{_PKG}.SGELauncher"
     queue: Optional[str] = None                 # qsub -q

@@ -263,12 +263,12 @@ class SlurmSweepLauncher(_SweepLauncher):
 
 
 class SGELauncher(_SweepLauncher):
-    """Son of Grid Engine through experiments.launchers.sge.SGEExecutor (a submitit plugin, see pyproject.toml)."""
+    """Son of Grid Engine through integrations.sge.SGEExecutor (a submitit plugin, see pyproject.toml)."""
 
     _EXECUTOR = "sge"
 
     def _make_executor(self) -> Any:
-        from experiments.launchers.sge import SGEExecutor
+        from integrations.sge import SGEExecutor
 
         ex = SGEExecutor(self.params["submitit_folder"], max_num_timeout=int(self.params.get("max_num_timeout") or 0),
                          python=self.params.get("python"))

@@ -2,7 +2,7 @@
 
 results.csv, summary.json and train.log are the trainer's own files (the run directory
 contract); a RunLogger mirrors what happens to an external tracker. Backends live outside
-yolo_core (Comet: experiments/comet_logger.py). The trainer writes the records of the
+yolo_core (Comet: integrations/comet.py). The trainer writes the records of the
 Python logger hierarchy "yolo_core" to train.log; a backend whose warnings belong there
 logs under a name in it (the Comet backend: "yolo_core.loggers.comet").
 """

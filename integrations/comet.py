@@ -1,6 +1,6 @@
 """Comet backend of yolo_core's RunLogger: online when it can, an offline archive in the run directory otherwise.
 
-It lives in the experiment layer (experiments/loggers.py builds it from the `logger` config
+It lives outside yolo_core, in integrations/ (experiments/loggers.py builds it from the `logger` config
 group): yolo_core only knows the RunLogger interface and never imports comet_ml.
 
 Mode, decided once in start():
@@ -22,7 +22,7 @@ loses the network later falls back to an offline zip in the same folder (comet_m
 fallback).
 
 comet_ml is imported lazily, inside start(): the trainer, the `local` logger and
-`import experiments.comet_logger` never import it. Its automatic logging (torch
+`import integrations.comet` never import it. Its automatic logging (torch
 monkey-patching, stdout, code, git, CLI args) is off, as is its Sentry crash reporting;
 the machine's details are logged only with log_env=True. Every Comet error is caught and logged as a warning: tracking never stops
 a training run, and it leaves the global `random` state as it found it.
