@@ -551,7 +551,7 @@ class Trainer:
         if cfg.compile:
             self.train_forward = torch.compile(self.train_forward)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
-                          {**self.summary["model"], "axes": self.summary["axes"], "resumed": self.start_epoch > 0,
+                          {**self.summary["model"], "axes": self.cfg.run_axes(), "resumed": self.start_epoch > 0,
                            "val_split": self.val_split})
         header = results_header(len(self.optimizer.param_groups))
 
