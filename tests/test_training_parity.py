@@ -214,7 +214,7 @@ class FitnessSequence(Trainer):
     def _validate(self, model, iou_thres, coco):
         result = super()._validate(model, iou_thres, coco)
         if not coco:
-            v = self.values[len(self.rows)]
+            v = self.values[len(self.state.rows)]
             result.metrics.update(map50_yolo=v, map_yolo=v)
         return result
 

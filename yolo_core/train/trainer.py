@@ -48,6 +48,7 @@ from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         read_summary, write_pr_curve_csv, write_results_csv, write_summary)
 from .schedule import lr_lambda, schedule_epoch, warmup_iterations, warmup_value
+from .state import TrainState
 
 LOG = logging.getLogger("yolo_core.train")
 RESTART_HINT = ("To train this config, give it another out_dir (hydra.run.dir / hydra.sweep.dir), or set "
@@ -116,14 +117,7 @@ class Trainer:
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=true needs a CUDA device; YOLOv5 trains in fp32 on the CPU")
         self.amp_dtype = getattr(torch, self.cfg.amp_dtype)
-        self.rows: list[dict[str, Any]] = []
-        self.start_epoch = 0
-        self.best_fitness = 0.0  # as the official: an epoch of fitness 0 still writes best.pt
-        self.best_epoch = -1
-        self.nonfinite = NonFiniteSteps(config.max_nonfinite_steps)
-        self.train_seconds = 0.0
-        self.train_images = 0
-        self.wall_before = 0.0  # wall time of earlier attempts of this run (resume)
+        self.state = TrainState(NonFiniteSteps(config.max_nonfinite_steps))  # what last.pt holds (state.py)
         self.summary: dict[str, Any] = {}
         self.data: DetectionDataset | None = None
         self.identity: dict[str, Any] | None = None
@@ -202,22 +196,12 @@ class Trainer:
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {
-            "epoch": epoch,
+            **self.state.to_checkpoint(epoch, self.state.wall_before + (time.time() - self.t_start)),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "best_fitness": self.best_fitness,
-            "best_epoch": self.best_epoch,
-            "rows": self.rows,
-            "train_seconds": self.train_seconds,
-            "train_images": self.train_images,
-            "last_opt_step": self.last_opt_step,
-            "nonfinite_steps": self.nonfinite.total,
-            "autoanchor": self.summary.get("autoanchor"),
             "identity": self.identity,
-            "accumulate": self.accumulate,
-            "wall_time_s": self.wall_before + (time.time() - self.t_start),
             "rng": rng_state(),
             "model_name": self.cfg.model,
             "nc": self.data.nc,
@@ -241,17 +225,11 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = state["epoch"] + 1
-        self.best_fitness, self.best_epoch = state["best_fitness"], state["best_epoch"]
-        self.rows = state["rows"]
-        self.train_seconds, self.train_images = state["train_seconds"], state["train_images"]
-        self.wall_before = state["wall_time_s"]
-        self.last_opt_step, self.accumulate = state["last_opt_step"], state["accumulate"]
-        self.nonfinite.total = state.get("nonfinite_steps", 0)
-        if state.get("autoanchor") is not None:
-            self.summary["autoanchor"] = state["autoanchor"]
+        self.state = TrainState.from_checkpoint(state, self.cfg.max_nonfinite_steps)
+        if self.state.autoanchor is not None:
+            self.summary["autoanchor"] = self.state.autoanchor
         self._resume_rng = state["rng"]
-        LOG.info("resumed from %s at epoch %d", last, self.start_epoch)
+        LOG.info("resumed from %s at epoch %d", last, self.state.start_epoch)
 
     # ------------------------------------------------------------------ loop
     def _set_lr(self, ni: int, nw: int, epoch: int, nb: int) -> None:
@@ -279,9 +257,9 @@ class Trainer:
         nb = len(self.train_loader)
         mloss = torch.zeros(3, device=self.device)
         n_finite = torch.zeros((), device=self.device)  # batches in mloss: a non-finite loss is left out
-        nonfinite_before = self.nonfinite.total
+        nonfinite_before = self.state.nonfinite.total
         self.optimizer.zero_grad(set_to_none=True)
-        accumulate = self.accumulate
+        accumulate = self.state.accumulate
         t0 = time.perf_counter()
         n_images = 0
         bar = tqdm(self.train_loader, total=nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -303,18 +281,18 @@ class Trainer:
             # a non-finite loss is backpropagated too: its NaN gradient makes the step below skip,
             # on every DDP process alike (they all see the averaged gradient)
             self.scaler.scale(loss).backward()
-            if ni - self.last_opt_step >= accumulate:
+            if ni - self.state.last_opt_step >= accumulate:
                 self.scaler.unscale_(self.optimizer)
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
                 finite = bool(torch.isfinite(norm))  # GradScaler.step syncs here as well
-                self.nonfinite.record(finite, f"epoch {epoch}, iteration {i}")
+                self.state.nonfinite.record(finite, f"epoch {epoch}, iteration {i}")
                 if finite:
                     self.scaler.step(self.optimizer)
                 self.scaler.update()  # after a skip: a smaller fp16 loss scale
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.ema and finite:
                     self.ema.update(model)
-                self.last_opt_step = ni
+                self.state.last_opt_step = ni
             ok = torch.isfinite(items).all()  # the official running mean, over finite batches only
             mloss = torch.where(ok, (mloss * n_finite + items) / (n_finite + 1), mloss)
             n_finite += ok
@@ -322,11 +300,11 @@ class Trainer:
             if not bar.disable:  # formatting reads the values: a device sync per step on a GPU
                 bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
         seconds = time.perf_counter() - t0
-        self.train_seconds += seconds
-        self.train_images += n_images
-        self.accumulate = accumulate
+        self.state.train_seconds += seconds
+        self.state.train_images += n_images
+        self.state.accumulate = accumulate
         self.epoch_images_per_s = n_images / max(seconds, 1e-9)
-        self.epoch_nonfinite = self.nonfinite.total - nonfinite_before
+        self.epoch_nonfinite = self.state.nonfinite.total - nonfinite_before
         return mloss
 
     def train_set_epoch(self, epoch: int) -> None:
@@ -378,12 +356,12 @@ class Trainer:
 
     def _write_summary(self, **updates: Any) -> None:
         self.summary.update(updates)
-        self.summary["wall_time_s"] = round(self.wall_before + (time.time() - self.t_start), 3)
-        self.summary["epochs_completed"] = len(self.rows)
-        self.summary["best_epoch"] = self.best_epoch if self.best_epoch >= 0 else None
-        if self.train_seconds > 0:
-            self.summary["train_images_per_s"] = round(self.train_images / self.train_seconds, 3)
-        self.summary["nonfinite_steps"] = self.nonfinite.total
+        self.summary["wall_time_s"] = round(self.state.wall_before + (time.time() - self.t_start), 3)
+        self.summary["epochs_completed"] = len(self.state.rows)
+        self.summary["best_epoch"] = self.state.best_epoch if self.state.best_epoch >= 0 else None
+        if self.state.train_seconds > 0:
+            self.summary["train_images_per_s"] = round(self.state.train_images / self.state.train_seconds, 3)
+        self.summary["nonfinite_steps"] = self.state.nonfinite.total
         write_summary(self.run_dir / "summary.json", self.summary)
 
     def _damaged_last_hint(self) -> str:
@@ -530,8 +508,8 @@ class Trainer:
                                  "backbone_gflops": round(facts_640["backbone_gflops"], 3)}
         LOG.info("model %s: %d params, %.2f GFLOPs at 640", cfg.model, facts["params"], facts_640["gflops"])
 
-        self.accumulate = max(round(cfg.nbs / cfg.batch_size), 1)
-        weight_decay = cfg.hyp["weight_decay"] * cfg.batch_size * self.accumulate / cfg.nbs
+        self.state.accumulate = max(round(cfg.nbs / cfg.batch_size), 1)
+        weight_decay = cfg.hyp["weight_decay"] * cfg.batch_size * self.state.accumulate / cfg.nbs
         groups = build_param_groups(model, weight_decay, backbone_lr_mult=cfg.backbone_lr_mult,
                                     layer_decay=cfg.layer_decay)
         self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.hyp["lr0"], cfg.hyp["momentum"])
@@ -542,7 +520,6 @@ class Trainer:
         if self.dist.is_main and not (cfg.resume and (self.ckpt_dir / "last.pt").is_file()):
             self._prepare_fresh_model(model)
         self._resume_rng = None
-        self.last_opt_step = -1
         self._resume()
         if self.dist.enabled:  # after the resume: DDP starts from rank 0's weights (and anchors) anyway
             self.train_forward = torch.nn.parallel.DistributedDataParallel(
@@ -551,7 +528,7 @@ class Trainer:
         if cfg.compile:
             self.train_forward = torch.compile(self.train_forward)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
-                          {**self.summary["model"], "axes": self.cfg.run_axes(), "resumed": self.start_epoch > 0,
+                          {**self.summary["model"], "axes": self.cfg.run_axes(), "resumed": self.state.start_epoch > 0,
                            "val_split": self.val_split})
         header = results_header(len(self.optimizer.param_groups))
 
@@ -559,7 +536,7 @@ class Trainer:
         nw = warmup_iterations(cfg.hyp["warmup_epochs"], nb, cfg.warmup_min_iters)
         if self._resume_rng is not None:
             set_rng_state(self._resume_rng)
-        for epoch in range(self.start_epoch, cfg.epochs):
+        for epoch in range(self.state.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             mloss = self._train_epoch(epoch, nw)
             reason = self._close_epoch(epoch, mloss, t0, header) if self.dist.is_main else None
@@ -582,8 +559,8 @@ class Trainer:
         if not cfg.noautoanchor:
             records = self.train_set.records
             image_wh = np.array([record_hw(r)[::-1] for r in records], dtype=np.float64)
-            self.summary["autoanchor"] = check_anchors(model.head, image_wh, self.train_set.labels, cfg.imgsz,
-                                                       cfg.hyp["anchor_t"], seed=cfg.seed)
+            self.state.autoanchor = self.summary["autoanchor"] = check_anchors(
+                model.head, image_wh, self.train_set.labels, cfg.imgsz, cfg.hyp["anchor_t"], seed=cfg.seed)
         if cfg.round_init_fp16:  # official: model.half().float(), "pre-reduce anchor precision"
             model.half().float()
         self.summary["round_init_fp16"] = cfg.round_init_fp16
@@ -603,12 +580,12 @@ class Trainer:
         eval_model = self.ema.ema if self.ema else self.model
         result = self._validate(eval_model, cfg.iou_thres, coco=False)
         row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
-        self.rows.append(row)
+        self.state.rows.append(row)
         fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
-        improved = fi >= self.best_fitness  # the official saves best.pt on ties too
+        improved = fi >= self.state.best_fitness  # the official saves best.pt on ties too
         if improved:
-            self.best_fitness, self.best_epoch = fi, epoch
-        write_results_csv(self.run_dir / "results.csv", self.rows, header)
+            self.state.best_fitness, self.state.best_epoch = fi, epoch
+        write_results_csv(self.run_dir / "results.csv", self.state.rows, header)
         if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
             atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
                                "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
@@ -621,7 +598,7 @@ class Trainer:
                  row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
         # the official EarlyStopping; derived from best_epoch (in last.pt), so a resumed run stops
         # where an uninterrupted one would. patience 0 disables it, as in YOLOv5
-        if cfg.patience and epoch - self.best_epoch >= cfg.patience:
+        if cfg.patience and epoch - self.state.best_epoch >= cfg.patience:
             return f"no improvement for {cfg.patience} epochs"
         return self.logger.should_stop()
 
