@@ -211,7 +211,11 @@ def main(cfg: DictConfig) -> float:
     remaining = max(tune.n_trials - done, 0)
     LOG.info("study %s in %s: %d trials done, %d to run", name, tune_dir, done, remaining)
     if remaining:
-        study.optimize(lambda t: run_trial(t, cfg, tune_dir), n_trials=remaining, catch=(FloatingPointError,))
+        # n_trials is the study's total: a worker stops once all workers together have finished it
+        budget = optuna.study.MaxTrialsCallback(tune.n_trials, states=(optuna.trial.TrialState.COMPLETE,
+                                                                        optuna.trial.TrialState.PRUNED))
+        study.optimize(lambda t: run_trial(t, cfg, tune_dir), n_trials=remaining, catch=(FloatingPointError,),
+                       callbacks=[budget])
     best = study.best_trial
     LOG.info("best trial %d: %s = %.4f with %s (%s)", best.number, tune.metric, best.value, best.params,
              best.user_attrs.get("run_dir"))

@@ -229,3 +229,32 @@ def test_heartbeat_settings_are_checked(tmp_path):
 
     with pytest.raises(ValueError, match="grace_period"):
         make_storage(None, tmp_path, tune_conf(heartbeat_interval=30, grace_period=30))
+
+
+def test_n_trials_is_the_studys_total_over_all_workers(tmp_path):
+    """Another worker finishes two trials while this one runs its first: with n_trials=2 this
+    worker then stops after that trial instead of running the second it had planned."""
+    tune_dir = tmp_path / "tune"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    other_worker = (
+        "import runpy, sys, optuna\nfrom yolo_core.loggers import CompositeLogger\n"
+        "real, storage = CompositeLogger.log_epoch, sys.argv[-1]\n"
+        "def log_epoch(self, epoch, row):\n"
+        "    real(self, epoch, row)\n"
+        "    study = optuna.load_study(study_name='lr-cspdarknet_s', storage=storage)\n"
+        "    if len(study.trials) == 1:\n"
+        "        d = {'lr0': optuna.distributions.FloatDistribution(3e-4, 1e-2, log=True)}\n"
+        "        for lr in (1e-3, 2e-3):\n"
+        "            study.add_trial(optuna.trial.create_trial(params={'lr0': lr}, distributions=d, value=0.1))\n"
+        "CompositeLogger.log_epoch = log_epoch\n"
+        "sys.argv = ['experiments.tune', *sys.argv[1:-1]]\n"
+        "runpy.run_module('experiments.tune', run_name='__main__', alter_sys=True)\n")
+    args = [f"hydra.run.dir={tune_dir}", "train.epochs=1", "train.imgsz=64", "train.batch_size=4", "train.workers=0",
+            "data.synthetic.n_train=12", "data.synthetic.n_val=6", "schedule.warmup_min_iters=2",
+            "tune.pruner=none", "tune.n_trials=2", f"sqlite:///{tune_dir / 'optuna.db'}"]
+    proc = subprocess.run([sys.executable, "-c", other_worker, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(study_name="lr-cspdarknet_s", storage=f"sqlite:///{tune_dir / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert sorted(p.name for p in tune_dir.glob("trial_*")) == ["trial_0"]
