@@ -37,7 +37,7 @@ class BackboneConf:
 class NeckInitConf:
     name: str = "random"
     weights: Optional[str] = None       # an official yolov5*.pt (or our checkpoint) for neck (+ head)
-    min_transfer: float = 1.0           # fraction of the scope's tensors the file must fill, else refused
+    min_transfer: float = TrainConfig.init_min_transfer           # fraction of the scope's tensors the file must fill, else refused
 
 
 @dataclass
@@ -81,7 +81,7 @@ class DataConf:
     path: Optional[str] = None          # dataset yaml (YOLOv5 or COCO-json form); null for synthetic
     synthetic: SyntheticConf = field(default_factory=SyntheticConf)
     cache: Optional[str] = None         # null | ram | disk
-    max_image_pixels: Optional[int] = 89_478_485  # larger images are skipped as corrupt (PIL's limit); null: none
+    max_image_pixels: Optional[int] = TrainConfig.max_image_pixels  # larger images are skipped as corrupt (PIL's limit); null: none
 
 
 # TrainConfig fields that the other groups fill (model/*, schedule, optimizer, data, hyp, seed)
@@ -102,7 +102,9 @@ def _train_node() -> type:
         args = typing.get_args(typ)
         if isinstance(typ, types.UnionType) and type(None) in args:  # OmegaConf knows Optional[X], not X | None
             typ = Optional[next(a for a in args if a is not type(None))]
-        fields.append((f.name, typ, field(default=f.default)))
+        default = field(default=f.default) if f.default is not dataclasses.MISSING else \
+            field(default_factory=f.default_factory)  # type: ignore[arg-type]
+        fields.append((f.name, typ, default))
     return dataclasses.make_dataclass("TrainConf", fields)
 
 

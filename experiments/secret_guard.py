@@ -20,9 +20,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-_SECRET_WORDS = ("api_key", "apikey", "api-key", "token", "secret", "password")
-_ASSIGNS_SECRET = re.compile(r"[A-Za-z0-9_.-]*(" + "|".join(re.escape(w) for w in _SECRET_WORDS) + r")[A-Za-z0-9_.-]*\s*=",
-                             re.IGNORECASE)
+from yolo_core.train import ConfigError
+
+# whole words of a setting's name (split at _ . - and case changes): COMET_API_KEY, logger.api_key,
+# HF_TOKEN, db_password; not TOKENIZERS_PARALLELISM or refuse_secrets
+_SECRET_WORDS = {"apikey", "token", "secret", "password", "passwd"}
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(\S*)")
 KEY_VARIABLES = ("COMET_API_KEY",)
 MESSAGE = (
     "{what} is refused: an API key is read from the environment only, so that it never lands in "
@@ -30,12 +33,21 @@ MESSAGE = (
     "(or `comet login`) before the command; Slurm and SGE jobs inherit the environment.")
 
 
-class SecretInConfigError(ValueError):
+class SecretInConfigError(ConfigError):
     """An API key was given as a config value, override, env_set entry or launcher setup line."""
 
 
 def _is_secret_name(name: str) -> bool:
-    return any(w in name.lower() for w in _SECRET_WORDS)
+    words = [w for w in re.split(r"[_.\-\s]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
+    joined = {a + b for a, b in zip(words, words[1:])}  # api_key -> apikey
+    return bool(_SECRET_WORDS & (set(words) | joined))
+
+
+def _assigns_secret(line: str) -> bool:
+    """A shell line that sets a key-like variable to a literal (`export COMET_API_KEY=abc`); one that
+    reads it from elsewhere (`=$(cat file)`, `=${VAR}`) writes no key into the config."""
+    return any(_is_secret_name(name) and value and not value.startswith(("$", "\"$", "'$"))
+               for name, value in _ASSIGNMENT.findall(line))
 
 
 def find_secrets(node: Any, path: str = "") -> list[str]:
@@ -48,8 +60,6 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
         if isinstance(n, Mapping):
             for k, v in n.items():
                 q = f"{p}.{k}" if p else str(k)
-                if q == "hydra.callbacks":
-                    continue  # callback names and targets (this module's own among them)
                 if _is_secret_name(str(k)):
                     found.append(q)
                 else:
@@ -60,7 +70,7 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
         elif isinstance(n, str):
             if any(v in n for v in values):
                 found.append(f"{p} (holds the value of {'/'.join(KEY_VARIABLES)})")
-            elif p.startswith("hydra.launcher") and _ASSIGNS_SECRET.search(n):
+            elif p.startswith("hydra.launcher") and _assigns_secret(n):
                 found.append(f"{p} (a setup line assigning a key)")
 
     walk(node, path)
@@ -70,8 +80,8 @@ def find_secrets(node: Any, path: str = "") -> list[str]:
 def refuse_secret_overrides(argv: Iterable[str]) -> None:
     """Raise SecretInConfigError for an override such as logger.api_key=...; for a plain argv."""
     for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("+~")
-        if _is_secret_name(key):
+        key = arg.split("=", 1)[0]
+        if not key.startswith("~") and _is_secret_name(key.lstrip("+")):  # ~key deletes: no value given
             raise SecretInConfigError(MESSAGE.format(what=f"the override {key}=..."))
 
 

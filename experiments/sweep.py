@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Sequence
 
 from experiments.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, InvalidConfig
-from experiments.sweep_lock import SweepLocked
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -91,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:  # the grid sweeper validates every job, then locks the sweep dir and launches
             hydra.multirun(config_name="config", task_function=train_task,  # type: ignore[union-attr]
                            overrides=launch_overrides, with_log_configuration=True)
-        except (validate.SweepValidationError, SweepLocked, InvalidConfig) as e:  # printed where raised
-            print(f"sweep: {e}" if isinstance(e, SweepLocked) else "sweep: invalid sweep (exit 2)", file=sys.stderr)
+        except InvalidConfig:  # the sweeper or a callback printed why
+            print("sweep: refused (exit 2)", file=sys.stderr)
             return EXIT_INVALID
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: local jobs were stopped (status preempted)
             print(f"sweep: interrupted. Resume with the same command plus hydra.sweep.dir={sweep_dir} "

@@ -49,7 +49,8 @@ from experiments.adapter import to_train_config
 from experiments.loggers import build_logger
 from experiments.schema import register_configs
 from yolo_core.loggers import CompositeLogger, RunLogger
-from yolo_core.train import Preempted, train
+from yolo_core.train import ConfigError, Preempted, train
+from yolo_core.train.run_files import SUMMARY_METRICS
 
 register_configs()
 LOG = logging.getLogger(__name__)
@@ -83,6 +84,21 @@ def retry_callback(tune: DictConfig) -> optuna.storages.RetryHeartbeatStaleTrial
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
 
 
+def check_tune(tune: DictConfig) -> None:
+    """The search's own settings, before any trial trains (a wrong metric would show after a whole trial)."""
+    problems = []
+    if tune.metric not in SUMMARY_METRICS:
+        problems.append(f"tune.metric={tune.metric!r} is not a summary.json metric ({', '.join(SUMMARY_METRICS)})")
+    for name in ("lr0", "backbone_lr_mult"):
+        r = tune[name]
+        if r is not None and not (0 < r.low < r.high if r.log else r.low < r.high):
+            problems.append(f"tune.{name}: low={r.low} high={r.high} must satisfy {'0 < ' if r.log else ''}low < high")
+    if tune.n_trials < 1:
+        problems.append(f"tune.n_trials={tune.n_trials} must be >= 1")
+    if problems:
+        raise ConfigError("invalid search: " + "; ".join(problems))
+
+
 def make_storage(url: str | None, tune_dir: Path, tune: DictConfig) -> optuna.storages.BaseStorage:
     """The study's storage: an RDB one (sqlite by default) with heartbeats, or a journal file."""
     if url is not None and url.startswith("journal:"):
@@ -90,7 +106,7 @@ def make_storage(url: str | None, tune_dir: Path, tune: DictConfig) -> optuna.st
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     interval, grace = int(tune.heartbeat_interval), int(tune.grace_period)
     if interval < 1 or grace <= interval:
-        raise ValueError(f"tune.heartbeat_interval={interval} and tune.grace_period={grace}: need an interval "
+        raise ConfigError(f"tune.heartbeat_interval={interval} and tune.grace_period={grace}: need an interval "
                          f">= 1 s and a longer grace period (several heartbeats), or live trials look dead")
     url = url or f"sqlite:///{tune_dir / 'optuna.db'}"
     # several workers (and their heartbeat threads) write one sqlite file: wait for its lock rather
@@ -197,6 +213,7 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, tune_dir: Path) -> float:
 @exits.task
 def main(cfg: DictConfig) -> float:
     tune = cfg.tune
+    check_tune(tune)
     tune_dir = Path(HydraConfig.get().runtime.output_dir)
     storage = make_storage(tune.storage, tune_dir, tune)
     name = tune.study_name or f"lr-{cfg.model.backbone.name}"

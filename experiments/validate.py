@@ -24,23 +24,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from experiments.exits import InvalidConfig
 from experiments.launchers.runs import completed_summary, sweep_job_dir
 
 LOG = logging.getLogger(__name__)
 
-class SweepValidationError(SystemExit):
-    """Some job configs of a sweep are invalid; nothing was launched (exit status 2).
-
-    A SystemExit because Hydra turns ordinary exceptions raised by callbacks into
-    warnings and carries on launching.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+class SweepValidationError(InvalidConfig):
+    """Some job configs of a sweep are invalid; nothing was launched (exit status 2)."""
 
 
 @dataclass

@@ -223,7 +223,7 @@ def test_one_bad_job_stops_all_and_names_only_it(tmp_path: Path, capsys: pytest.
 
 
 def test_plain_hydra_multirun_is_validated_too(tmp_path: Path) -> None:
-    """python -m experiments.train -m ... (not through make sweep): the ValidateSweep callback."""
+    """python -m experiments.train -m ... (not through make sweep): the grid sweeper validates it too."""
     sweep_dir = tmp_path / "sweep"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-m", "experiments.train", "-m", "experiment=smoke",

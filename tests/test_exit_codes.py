@@ -74,3 +74,12 @@ def test_make_prints_the_commands_own_status(tmp_path: Path) -> None:
                            "train.imgsz=100"], cwd=REPO, env=_env(tmp_path), capture_output=True, text=True,
                           timeout=600)
     assert "make: experiments.train exited with status 2" in proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("override, says", [("tune.metric=nope", "tune.metric='nope' is not a summary.json metric"),
+                                            ("tune.lr0.low=0.1", "tune.lr0: low=0.1 high=0.01")])
+def test_an_invalid_search_exits_2_before_a_trial_trains(tmp_path: Path, override: str, says: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "experiments.tune", f"hydra.run.dir={tmp_path / 'tune'}", override],
+                          cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr[-3000:]
+    assert not list((tmp_path / "tune").glob("trial_*"))

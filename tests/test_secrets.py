@@ -33,6 +33,8 @@ def test_a_key_in_the_config_or_the_overrides_is_refused() -> None:
 
 @pytest.mark.parametrize("hydra_node", [
     {"job": {"env_set": {"COMET_API_KEY": FAKE_KEY}}},
+    {"job": {"env_set": {"HF_TOKEN": FAKE_KEY}}},
+    {"callbacks": {"mine": {"_target_": "x.Y", "api_key": FAKE_KEY}}},
     {"launcher": {"setup": ["export OMP_NUM_THREADS=1", f"export COMET_API_KEY={FAKE_KEY}"]}},
     {"overrides": {"task": [f"+logger.api_key={FAKE_KEY}"]}},
 ])
@@ -45,6 +47,16 @@ def test_the_callback_refuses_a_key_in_hydras_node(hydra_node: dict, capsys: pyt
     assert "refused" in err and FAKE_KEY not in err and FAKE_KEY not in str(e.value)
     RefuseSecrets().on_run_start(config=OmegaConf.create({"seed": 0, "hydra": {"launcher": {"setup": [
         "export OMP_NUM_THREADS=1"]}, "job": {"env_set": {"OMP_NUM_THREADS": "1"}}}}))  # fine
+
+
+def test_settings_that_only_look_like_keys_pass() -> None:
+    """Whole words of the name count (TOKENIZERS_PARALLELISM is no token); a setup line that reads
+    the key from elsewhere writes no key; deleting a key (~) gives none."""
+    RefuseSecrets().on_multirun_start(config=OmegaConf.create({"seed": 0, "hydra": {
+        "job": {"env_set": {"TOKENIZERS_PARALLELISM": "false"}},
+        "launcher": {"setup": ["export TOKENIZERS_PARALLELISM=false", "export COMET_API_KEY=$(cat ~/.comet_key)"]},
+        "callbacks": {"no_keys": {"_target_": "experiments.secret_guard.RefuseSecrets"}},
+        "overrides": {"task": ["~logger.api_key"]}}}))
 
 
 def test_the_environments_key_value_is_refused_wherever_it_appears(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from experiments import sweep
-from experiments.sweep_lock import LOCK_NAME, SweepLock, SweepLocked
+from experiments.sweep_lock import LOCK_NAME, SweepLock, SweepLocked, record_running_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,26 @@ def test_a_dead_owners_lock_is_taken_over_and_released(tmp_path: Path) -> None:
             with SweepLock(tmp_path):
                 pass
     assert not (tmp_path / LOCK_NAME).exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_jobs_left_running_on_the_cluster_keep_the_lock(tmp_path: Path) -> None:
+    """A Slurm/SGE sweep interrupted with jobs still queued or running: its re-run must not submit them again."""
+    with SweepLock(tmp_path):
+        record_running_jobs(tmp_path, ["4711", "4712"])
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["jobs"] == ["4711", "4712"]  # kept on exit
+    with pytest.raises(SweepLocked, match="2 job.* may still be running on the cluster .*4711 4712"), \
+            SweepLock(tmp_path):
+        pass
+
+
+def test_a_stale_lock_is_removed_only_if_still_the_one_judged_stale(tmp_path: Path, live_pid: int) -> None:
+    """Between reading a dead owner's lock and removing it, another sweep may have taken over: its lock stays."""
+    _hold(tmp_path, live_pid)
+    fresh = (tmp_path / LOCK_NAME).read_text()
+    SweepLock(tmp_path)._remove_if_unchanged('{"pid": 1, "host": "the dead owner read earlier"}')
+    assert (tmp_path / LOCK_NAME).read_text() == fresh
+    SweepLock(tmp_path)._remove_if_unchanged(fresh)
+    assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_a_second_sweep_into_a_live_sweep_dir_launches_nothing(tmp_path: Path, live_pid: int,

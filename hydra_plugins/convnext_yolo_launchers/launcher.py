@@ -7,7 +7,7 @@ Per sweep (main process, `launch`):
   from their last.pt, since the job directory is the same);
 - the rest go to the submitit executor, at most max_parallel at once, and every job is
   waited for: one failing job never stops the others, and the sweep returns only when
-  all have ended (BasicSweeper then raises the first failure, so the command exits non-zero);
+  all have ended (the grid sweeper then raises the first failure, so the command exits non-zero);
 - a job that ended without a result (killed, crashed) becomes a FAILED return and its
   run directory is marked failed with the reason.
 Per job (`__call__`, inside the job): the same completed-skip (a requeued job that already
@@ -156,9 +156,13 @@ class _SweepLauncher(BaseSubmititLauncher):
         raise NotImplementedError
 
     def _on_interrupt(self, jobs: List[Any]) -> None:
-        ids = " ".join(str(j.job_id) for j in jobs)
-        log.warning("%d job(s) keep running on the cluster (%s); a re-run of this sweep dir skips what "
-                    "completes; cancel them with your scheduler if needed", len(jobs), ids)
+        from experiments.sweep_lock import record_running_jobs
+
+        ids = [str(j.job_id) for j in jobs]
+        record_running_jobs(str(self.config.hydra.sweep.dir), ids)  # type: ignore[union-attr]
+        log.warning("%d job(s) keep running on the cluster (%s); the sweep dir stays locked until they have "
+                    "ended (then delete its .sweep.lock and re-run: completed runs are skipped); cancel them "
+                    "with your scheduler if needed", len(jobs), " ".join(ids))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and self.hydra_context is not None

@@ -37,8 +37,7 @@ class GridSweeper(Sweeper):
         super().__init__()
         if max_batch_size is not None and max_batch_size < 1:
             raise ValueError(f"hydra.sweeper.max_batch_size={max_batch_size} must be >= 1 (or null: one batch)")
-        self.max_batch_size = max_batch_size
-        self.params = dict(params or {})
+        self.max_batch_size = max_batch_size  # params: read from the config (hydra.sweeper.params) by plan_sweep
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None
         self.launcher: Any = None
@@ -53,33 +52,45 @@ class GridSweeper(Sweeper):
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Compose and validate every job of `batch`; raise SweepValidationError (exit 2) listing
         every invalid one, before anything is written."""
-        from experiments.validate import SweepValidationError, check_job, format_problems
+        from experiments.validate import check_job
 
         assert self.hydra_context is not None and self.config is not None
-        checks = [check_job(self.config, self.hydra_context.config_loader, ov, i) for i, ov in enumerate(batch)]
+        self._refuse_invalid([check_job(self.config, self.hydra_context.config_loader, ov, i)
+                              for i, ov in enumerate(batch)])
+
+    def _refuse_invalid(self, checks: List[Any]) -> None:
+        from experiments.validate import SweepValidationError, format_problems
+
         if any(c.error for c in checks):
             err = SweepValidationError(format_problems(checks))
             print(err, file=sys.stderr, flush=True)
             raise err
-        done = sum(c.completed for c in checks)
-        log.info("%d job(s) valid, %d already completed; sweep dir %s", len(checks), done,
-                 self.config.hydra.sweep.dir)
+        log.info("%d job(s) valid, %d already completed; sweep dir %s", len(checks),
+                 sum(c.completed for c in checks), self.config.hydra.sweep.dir)  # type: ignore[union-attr]
 
     def sweep(self, arguments: List[str]) -> List[Sequence[JobReturn]]:
-        from experiments.sweep_lock import SweepLock
-        from experiments.validate import expand_sweep
+        from experiments.sweep_lock import SweepLock, SweepLocked
+        from experiments.validate import SweepValidationError, plan_sweep
 
         assert self.hydra_context is not None and self.config is not None and self.launcher is not None
-        OmegaConf.select(self.config, "hydra.sweep.dir")  # resolve ${now:} once for every job
-        jobs = expand_sweep(self.params, arguments, self.hydra_context.config_loader)
-        self.validate_batch_is_legal(jobs)
+        try:
+            checks = plan_sweep(self.config, self.hydra_context.config_loader, arguments)
+        except ValueError as e:  # a sweep this grid cannot expand (interval(), tag(), ...)
+            print(f"invalid sweep: {e}; nothing was launched.", file=sys.stderr, flush=True)
+            raise SweepValidationError(str(e)) from None
+        self._refuse_invalid(checks)
+        jobs = [c.overrides for c in checks]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         returns: List[Sequence[JobReturn]] = []
-        with SweepLock(sweep_dir):
-            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-            size = self.max_batch_size or max(len(jobs), 1)
-            for start in range(0, len(jobs), size):
-                returns.append(self.launcher.launch(jobs[start:start + size], initial_job_idx=start))
+        try:
+            with SweepLock(sweep_dir):
+                OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+                size = self.max_batch_size or max(len(jobs), 1)
+                for start in range(0, len(jobs), size):
+                    returns.append(self.launcher.launch(jobs[start:start + size], initial_job_idx=start))
+        except SweepLocked as e:  # only from taking the lock: nothing was launched
+            print(e, file=sys.stderr, flush=True)
+            raise
         for r in (r for batch in returns for r in batch):
             _ = r.return_value  # the first failure, raised once every batch has ended
         return returns

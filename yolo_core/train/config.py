@@ -197,7 +197,7 @@ class TrainConfig:
         settings (so a Python-API run and a Hydra run of one config get the same labels), then
         self.axes over them (labels a caller adds: Hydra's option names, a tune trial number)."""
         size = self.model.removeprefix("yolov5")
-        return {"backbone": f"cspdarknet_{size}" if self.model.startswith("yolov5") and size in "nsmlx" and size
+        return {"backbone": f"cspdarknet_{size}" if self.model.startswith("yolov5") and size in tuple("nsmlx")
                 else self.model,
                 "neck_init": "random" if self.init_weights is None else Path(self.init_weights).stem,
                 "schedule": self.schedule, "optimizer": self.optimizer, "seed": self.seed,
