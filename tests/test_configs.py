@@ -185,6 +185,7 @@ BAD = [
     (["data.name=mine", "data.path=/nonexistent/data.yaml"], ["data='/nonexistent/data.yaml': no such dataset yaml"]),
     (["model/neck_init=random,yolov5s", "model.neck_init.weights=/nonexistent/yolov5s.pt"],
      ["2 of 4 job config(s) are invalid", "init_weights='/nonexistent/yolov5s.pt': no such weights file"]),
+    (["optimizer.lr0=interval(0.001,0.01)"], ["a grid sweeps lists (a,b) and range(...) only"]),
     (["model.backbone.pretrained=/nonexistent/convnext.safetensors"],
      ["1 of 2 job config(s)", "pretrained weights file '/nonexistent/convnext.safetensors' not found"]),
 ]
