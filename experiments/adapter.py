@@ -44,19 +44,23 @@ def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) 
     ).validate()
 
 
-def skippable(job_cfg: DictConfig, run_dir: Path, summary: dict[str, Any]) -> tuple[bool, str]:
+def skippable(job_cfg: DictConfig, run_dir: Path, summary: dict[str, Any],
+              converted: TrainConfig | None = None) -> tuple[bool, str]:
     """Whether a launcher may skip a job whose run_dir holds this completed summary: only when
     the stored identity agrees with the job's config in everything known before the run
     starts. Otherwise (another config, no identity, a config that does not convert) the job
-    runs and the trainer decides with the whole identity: skip, or refuse naming the keys."""
+    runs and the trainer decides with the whole identity: skip, or refuse naming the keys.
+    converted: the job's TrainConfig when the caller has built it already."""
     stored = (summary.get("identity") or {}).get("config")
     if not stored:
         return False, "no run identity recorded"
-    task = copy.deepcopy(job_cfg)
-    with read_write(task), open_dict(task):
-        task.pop("hydra", None)
     try:
-        diff = prelaunch_differences(stored, to_train_config(task, out_dir=str(run_dir)))
+        if converted is None:
+            task = copy.deepcopy(job_cfg)
+            with read_write(task), open_dict(task):
+                task.pop("hydra", None)
+            converted = to_train_config(task, out_dir=str(run_dir))
+        diff = prelaunch_differences(stored, converted)
     except Exception as e:  # noqa: BLE001 - the job itself will report it
         return False, f"{type(e).__name__}: {e}"
     return (not diff), "; ".join(diff)

@@ -78,10 +78,11 @@ def check_job(config: DictConfig, config_loader: Any, overrides: list[str], num:
         task_cfg = copy.deepcopy(cfg)
         with read_write(task_cfg), open_dict(task_cfg):
             del task_cfg["hydra"]
-        to_train_config(task_cfg, out_dir=str(check.run_dir), run_name=str(cfg.hydra.job.override_dirname))
+        converted = to_train_config(task_cfg, out_dir=str(check.run_dir),
+                                    run_name=str(cfg.hydra.job.override_dirname))
         done = completed_summary(check.run_dir)
         if done is not None and OmegaConf.select(cfg, "train.resume", default=True) is not False:
-            check.completed, why = skippable(cfg, check.run_dir, done)
+            check.completed, why = skippable(cfg, check.run_dir, done, converted)
             if not check.completed:  # the trainer would refuse it: say so before anything is launched
                 check.error = (f"{check.run_dir} completed under another config ({why}); a re-run does not "
                                f"take it as done. Give another hydra.sweep.dir, or train.resume=false to start "

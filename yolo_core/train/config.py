@@ -203,7 +203,7 @@ class TrainConfig:
                 "schedule": self.schedule, "optimizer": self.optimizer, "seed": self.seed,
                 "data": self.data if self.data == "synthetic" else Path(self.data).stem,
                 "epochs": self.epochs, "imgsz": self.imgsz, "batch_size": self.batch_size,
-                "lr0": {**SCRATCH_LOW, **self.hyp}["lr0"], "lrf": {**SCRATCH_LOW, **self.hyp}["lrf"],
+                "lr0": self.hyp.get("lr0", SCRATCH_LOW["lr0"]), "lrf": self.hyp.get("lrf", SCRATCH_LOW["lrf"]),
                 "backbone_lr_mult": self.backbone_lr_mult, **self.axes}
 
     def to_dict(self) -> dict[str, Any]:
