@@ -37,6 +37,8 @@ SCALARS: tuple[str, ...] = ("best_epoch", "epochs_completed", "wall_time_s", "tr
 
 #: Prefix of the columns holding a run's flattened identity (summary["identity"]["config"]).
 IDENTITY_PREFIX = "cfg."
+#: Axes that older trainers wrote under another name, read under today's: one setting, one column.
+RENAMED_AXES = {"batch": "batch_size"}
 #: Column of summary["identity"]["digest"]; NaN for a run without identity.
 DIGEST = "identity_digest"
 _HEX = frozenset("0123456789abcdef")
@@ -186,7 +188,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str], list[tuple[str, 
     if not isinstance(raw_axes, dict):
         problems.append((str(path), "no 'axes' object"))
         raw_axes = {}
-    run_axes = [str(k) for k in raw_axes]
+    raw_axes = {RENAMED_AXES.get(str(k), str(k)): v for k, v in raw_axes.items()}
+    run_axes = list(raw_axes)
     for k, v in raw_axes.items():
         rec[str(k)] = _scalar(v)
 
@@ -313,7 +316,7 @@ def _axes_from_overrides(path: Path) -> dict[str, Any]:
 
     A plain line parser (no yaml import): the file is a flat list of key=value strings.
     The axis name is the last component of the key (model/backbone -> backbone,
-    optimizer.lr0 -> lr0), which is how summary.json names its axes.
+    train.hyp.lr0 -> lr0), which is how summary.json names its axes.
     """
     axes: dict[str, Any] = {}
     try:

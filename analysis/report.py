@@ -117,7 +117,7 @@ def _fairness_line(p: tables.Pair, cols: Sequence[str]) -> str:
     else:
         seeds = ", ".join(tables.fmt_value(s) for s in p.other.seeds()) or "none recorded"
         parts.append("share everything but the backbone as far as the axes show (no identity recorded: "
-                     f"same initialisation, schedule, optimizer, data, epochs, imgsz, batch, lr values; seeds {seeds})")
+                     f"same initialisation, schedule, optimizer, data, epochs, imgsz, batch_size, lr values; seeds {seeds})")
     if not with_identity and rest:
         parts.append("compared on the axes only (no identity recorded)")
     return f"{head}: " + "; ".join(parts) + "."
@@ -156,7 +156,7 @@ def _sample_notes(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[
     if ns and max(ns) < 2:
         lines.append("- Every compared row has a single seed: these numbers cannot rank the backbones; "
                      "on short runs the spread between seeds of one configuration can be as large as "
-                     "the differences between configurations. Run several seeds per row (seed=0,1,2).")
+                     "the differences between configurations. Run several seeds per row (train.seed=0,1,2).")
     lines += [f"- {tables.noise_statement(p, metric, axes)}" for p in pairs]
     lines += [f"- {c.backbone} ({c.context(axes)}): {n} runs have the same identity `{d}`, seed included: "
               "they repeat one run, they are not independent seeds." for c, d, n in tables.repeated_identities(configs)]

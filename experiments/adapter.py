@@ -1,4 +1,4 @@
-"""Composed Hydra config -> yolo_core.TrainConfig (the only place that knows both)."""
+"""Composed Hydra config -> yolo_core.TrainConfig: its `train` node is TrainConfig's fields."""
 from __future__ import annotations
 
 import copy
@@ -6,42 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import InterpolationResolutionError
 
-from yolo_core.hyp import SCRATCH_LOW
 from yolo_core.train.config import ConfigError, TrainConfig
 from yolo_core.train.identity import prelaunch_differences
 
 
 def to_train_config(cfg: DictConfig, out_dir: str, run_name: str | None = None) -> TrainConfig:
-    c: Any = OmegaConf.to_container(cfg, resolve=True)
-    bb, ni, sch, opt, data, tr = (c["model"]["backbone"], c["model"]["neck_init"], c["schedule"],
-                                  c["optimizer"], c["data"], c["train"])
-    is_yolov5 = bb["model"].startswith("yolov5")
-    model_kwargs = {} if is_yolov5 else {"neck": bb["neck"], "pretrained": bb["pretrained"],
-                                         "drop_path_rate": bb["drop_path_rate"]}
-    hyp = dict(SCRATCH_LOW)
-    hyp.update({k: sch[k] for k in ("lrf", "warmup_epochs", "warmup_momentum")})
-    hyp.update({k: opt[k] for k in ("lr0", "momentum", "weight_decay", "warmup_bias_lr")})
-    hyp.update(c.get("hyp") or {})
-    if ni["name"] != "random" and not ni["weights"]:
-        raise ConfigError(f"model/neck_init={ni['name']} needs model.neck_init.weights: the path of an official "
-                         f"YOLOv5 checkpoint (e.g. yolov5s.pt)")
-    # the option names of the groups label the run; the rest of its axes are derived (TrainConfig.run_axes),
-    # the data label too when data.path was given without a data.name of its own
-    axes = {"backbone": bb["name"], "neck_init": ni["name"], "schedule": sch["name"], "optimizer": opt["name"]}
-    if not (data["path"] and data["name"] == "synthetic"):
-        axes["data"] = data["name"]
-    return TrainConfig(
-        out_dir=out_dir, run_name=run_name, axes=axes,
-        model=bb["model"], model_kwargs=model_kwargs,
-        init_weights=ni["weights"] if ni["name"] != "random" else None,
-        init_scope="all" if is_yolov5 else "neck_head",
-        init_min_transfer=ni["min_transfer"], max_image_pixels=data["max_image_pixels"],
-        data="synthetic" if data["name"] == "synthetic" and not data["path"] else data["path"],
-        synthetic=data["synthetic"], cache=data["cache"], optimizer=opt["name"], schedule=sch["name"], hyp=hyp,
-        warmup_min_iters=sch["warmup_min_iters"], backbone_lr_mult=bb["lr_mult"], layer_decay=bb["layer_decay"],
-        freeze_backbone_epochs=bb["freeze_epochs"], seed=c["seed"], **tr,
-    ).validate()
+    """The validated TrainConfig of a composed config (interpolations resolved against it all)."""
+    try:
+        train: Any = OmegaConf.to_container(cfg.train, resolve=True)
+    except InterpolationResolutionError as e:  # e.g. neck_init=yolov5s without paths.yolov5s_weights
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+    return TrainConfig(out_dir=out_dir, run_name=run_name, **train).validate()
 
 
 def skippable(job_cfg: DictConfig, run_dir: Path, summary: dict[str, Any],

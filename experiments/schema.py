@@ -1,8 +1,10 @@
-"""Structured configs (dataclasses) for conf/: every override is type-checked by OmegaConf.
+"""Structured config of conf/: `train` is yolo_core's TrainConfig itself, field for field.
 
-Group option names are checked by Hydra itself (an unknown option lists the valid
-ones); types here (a string for an int fails); values by `to_train_config`, which
-turns a composed config into yolo_core's TrainConfig and validates it.
+conf/ groups (model/backbone, model/neck_init, schedule, optimizer, data) fill `train.*`
+fields by TrainConfig's own names, so a setting has one name from the command line to
+last.pt (`train.hyp.lr0`, `train.backbone_lr_mult`, `train.init_weights`, `train.data`)
+and its default is written once, in TrainConfig (hyp: yolo_core/hyp.py). OmegaConf checks
+every override's key and type; TrainConfig.validate its value and files.
 """
 from __future__ import annotations
 
@@ -10,97 +12,29 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from yolo_core.hyp import SCRATCH_LOW
 from yolo_core.train.config import TrainConfig
 
-
-@dataclass
-class BackboneConf:
-    name: str = "cspdarknet_s"          # the axis label used in reports
-    model: str = "yolov5s"              # yolo_core.build_model name (a YOLOv5 size or a timm model)
-    neck: str = "yolov5s"               # YOLOv5 size whose neck + head a timm backbone gets
-    pretrained: Optional[str] = None    # timm backbones: local weights file or hub tag
-    drop_path_rate: float = 0.0
-    lr_mult: float = 1.0                # backbone lr multiplier
-    layer_decay: Optional[float] = None
-    freeze_epochs: int = 0
-    # the optimizer this backbone's recipe recommends; applied only by optimizer=backbone
-    # (conf/optimizer/backbone.yaml interpolates it), so grids can make it follow the backbone
-    optimizer: "OptimizerConf" = field(default_factory=lambda: OptimizerConf())
-
-
-@dataclass
-class NeckInitConf:
-    name: str = "random"
-    weights: Optional[str] = None       # an official yolov5*.pt (or our checkpoint) for neck (+ head)
-    min_transfer: float = TrainConfig.init_min_transfer           # fraction of the scope's tensors the file must fill, else refused
-
-
-@dataclass
-class ModelConf:
-    backbone: BackboneConf = field(default_factory=BackboneConf)
-    neck_init: NeckInitConf = field(default_factory=NeckInitConf)
-
-
-# hyp defaults: yolo_core/hyp.py (hyp.scratch-low), the one place they are written
-@dataclass
-class ScheduleConf:
-    name: str = "linear"
-    lrf: float = SCRATCH_LOW["lrf"]
-    warmup_epochs: float = SCRATCH_LOW["warmup_epochs"]
-    warmup_min_iters: int = TrainConfig.warmup_min_iters
-    warmup_momentum: float = SCRATCH_LOW["warmup_momentum"]
-
-
-@dataclass
-class OptimizerConf:
-    name: str = "sgd"
-    lr0: float = SCRATCH_LOW["lr0"]
-    momentum: float = SCRATCH_LOW["momentum"]
-    weight_decay: float = SCRATCH_LOW["weight_decay"]
-    warmup_bias_lr: float = SCRATCH_LOW["warmup_bias_lr"]  # start lr of bias groups in warmup (made for SGD)
-
-
-@dataclass
-class SyntheticConf:
-    """Parameters of the embedded dataset (yolo_core.data.synthetic.ensure_synthetic_dataset)."""
-    n_train: int = 256
-    n_val: int = 64
-    image_size: int = 192               # originals; training at 96 px halves them
-    seed: int = 0
-    background: str = "flat"            # flat | texture
-
-
-@dataclass
-class DataConf:
-    name: str = "synthetic"
-    path: Optional[str] = None          # dataset yaml (YOLOv5 or COCO-json form); null for synthetic
-    synthetic: SyntheticConf = field(default_factory=SyntheticConf)
-    cache: Optional[str] = None         # null | ram | disk
-    max_image_pixels: Optional[int] = TrainConfig.max_image_pixels  # larger images are skipped as corrupt (PIL's limit); null: none
-
-
-# TrainConfig fields that the other groups fill (model/*, schedule, optimizer, data, hyp, seed)
-# or that the entry point sets (out_dir, run_name, axes); every other field is `train.<field>`.
-FILLED_BY_GROUPS = ("out_dir", "run_name", "axes", "model", "model_kwargs", "init_weights", "init_scope",
-                    "init_min_transfer", "data", "synthetic", "cache", "max_image_pixels", "optimizer", "schedule",
-                    "hyp", "warmup_min_iters", "backbone_lr_mult", "layer_decay", "freeze_backbone_epochs", "seed")
+# TrainConfig fields an entry point sets (the run directory and its labels), not the config
+SET_BY_ENTRY_POINT = ("out_dir", "run_name", "axes")
 
 
 def _train_node() -> type:
-    """`train`: yolo_core's TrainConfig fields with their own names, types and defaults (one place)."""
+    """TrainConfig as OmegaConf takes it: the same fields, types and defaults (OmegaConf
+    reads Optional[X], not X | None)."""
     hints = typing.get_type_hints(TrainConfig)
     fields = []
     for f in dataclasses.fields(TrainConfig):
-        if f.name in FILLED_BY_GROUPS:
+        if f.name in SET_BY_ENTRY_POINT:
             continue
         typ = hints[f.name]
         args = typing.get_args(typ)
-        if isinstance(typ, types.UnionType) and type(None) in args:  # OmegaConf knows Optional[X], not X | None
+        if isinstance(typ, types.UnionType) and type(None) in args:
             typ = Optional[next(a for a in args if a is not type(None))]
         default = field(default=f.default) if f.default is not dataclasses.MISSING else \
             field(default_factory=f.default_factory)  # type: ignore[arg-type]
@@ -109,6 +43,30 @@ def _train_node() -> type:
 
 
 TrainConf = _train_node()
+
+
+@dataclass
+class PathsConf:
+    """Files that options of conf/ groups point at, from the environment unless given here
+    (`paths.yolov5s_weights=/data/yolov5s.pt`). They are not settings: a group copies one
+    into the train field it fills (neck_init=yolov5s: train.init_weights), so a grid over
+    neck_init still gives its random jobs no weights. An unset one fails only the jobs that
+    use it (`${required:...}` there), before anything is launched (exit 2)."""
+    yolov5s_weights: Optional[str] = "${oc.env:YOLOV5S_WEIGHTS,null}"   # official yolov5s.pt (model/neck_init=yolov5s)
+    convnext_weights: Optional[str] = "${oc.env:CONVNEXT_WEIGHTS,null}"  # timm file or hub tag; null: random
+    coco_yaml: str = "${oc.env:COCO_YAML,data/coco.yaml}"      # COCO in YOLOv5's layout (data=coco)
+
+
+@dataclass
+class RecipeConf:
+    """The optimizer a backbone's own recipe recommends: conf/model/backbone/*.yaml fill it,
+    and only optimizer=backbone (conf/optimizer/backbone.yaml) copies it into train, so a
+    grid can make the optimizer follow the backbone. Defaults: YOLOv5's hyp.scratch-low SGD."""
+    optimizer: str = "sgd"
+    lr0: float = SCRATCH_LOW["lr0"]
+    momentum: float = SCRATCH_LOW["momentum"]
+    weight_decay: float = SCRATCH_LOW["weight_decay"]
+    warmup_bias_lr: float = SCRATCH_LOW["warmup_bias_lr"]
 
 
 @dataclass
@@ -140,7 +98,7 @@ class TuneConf:
     n_trials: int = 8
     metric: str = "map"                 # a summary.json metric to maximise
     storage: Optional[str] = None       # null: sqlite in the tune dir; an RDB URL; or journal:<path>
-    study_name: Optional[str] = None    # null: lr-<backbone>
+    study_name: Optional[str] = None    # null: lr-<backbone axis>
     pruner: str = "median"              # median | none
     warmup_epochs: int = 3              # epochs before the pruner may stop a trial
     sampler_seed: int = 0
@@ -158,18 +116,22 @@ class TuneConf:
 
 @dataclass
 class Config:
-    model: ModelConf = field(default_factory=ModelConf)
-    schedule: ScheduleConf = field(default_factory=ScheduleConf)
-    optimizer: OptimizerConf = field(default_factory=OptimizerConf)
-    data: DataConf = field(default_factory=DataConf)
     train: TrainConf = field(default_factory=TrainConf)  # type: ignore[valid-type]
+    recipe: RecipeConf = field(default_factory=RecipeConf)
+    paths: PathsConf = field(default_factory=PathsConf)
     logger: LoggerConf = field(default_factory=LoggerConf)
     tune: TuneConf = field(default_factory=TuneConf)
-    hyp: dict[str, float] = field(default_factory=dict)   # overrides of hyp.scratch-low (loss, augmentation)
-    seed: int = 0
+
+
+def required(value: Any, what: str) -> Any:
+    """`${required:${paths.x},"what to give"}`: a group option that cannot work without a file."""
+    if value is None:
+        raise ValueError(f"this option needs {what}")
+    return value
 
 
 def register_configs() -> None:
+    OmegaConf.register_new_resolver("required", required, replace=True)
     ConfigStore.instance().store(name="schema", node=Config)
     # the hydra/launcher options conf/cluster/*.yaml select (composition needs them even
     # when Hydra's plugin scan cannot see hydra_plugins/, e.g. an older editable install)

@@ -177,10 +177,10 @@ def recover_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, tu
 
 def sample(trial: optuna.Trial, tune: DictConfig) -> dict[str, float]:
     """The overrides of one trial: lr0, and the backbone lr multiplier when it is searched."""
-    out = {"optimizer.lr0": trial.suggest_float("lr0", tune.lr0.low, tune.lr0.high, log=tune.lr0.log)}
+    out = {"train.hyp.lr0": trial.suggest_float("lr0", tune.lr0.low, tune.lr0.high, log=tune.lr0.log)}
     if tune.backbone_lr_mult is not None:
         r = tune.backbone_lr_mult
-        out["model.backbone.lr_mult"] = trial.suggest_float("backbone_lr_mult", r.low, r.high, log=r.log)
+        out["train.backbone_lr_mult"] = trial.suggest_float("backbone_lr_mult", r.low, r.high, log=r.log)
     return out
 
 
@@ -216,7 +216,7 @@ def main(cfg: DictConfig) -> float:
     check_tune(tune)
     tune_dir = Path(HydraConfig.get().runtime.output_dir)
     storage = make_storage(tune.storage, tune_dir, tune)
-    name = tune.study_name or f"lr-{cfg.model.backbone.name}"
+    name = tune.study_name or f"lr-{HydraConfig.get().runtime.choices['model/backbone']}"
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=tune.warmup_epochs) \
         if tune.pruner == "median" else optuna.pruners.NopPruner()
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction="maximize",

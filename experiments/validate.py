@@ -46,7 +46,7 @@ class JobCheck:
 
 def expand_sweep(params: dict[str, Any] | None, arguments: Sequence[str], config_loader: Any) -> list[list[str]]:
     """Every job's overrides, in launch order: the cartesian product of the sweeper's params
-    followed by the command-line overrides (a later value for a key wins, so `seed=3` on the
+    followed by the command-line overrides (a later value for a key wins, so `train.seed=3` on the
     command line replaces a grid's seed axis). The same expansion as Hydra's basic sweeper."""
     args = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
     axes: OrderedDict[str, list[str]] = OrderedDict()

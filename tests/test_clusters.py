@@ -125,7 +125,7 @@ def test_slurm_preempted_job_is_requeued_and_resumes_from_last_pt(slurm: None, t
     sweep_dir = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *SMOKE, "cluster=slurm",
                              f"hydra.sweep.dir={sweep_dir}", "model/backbone=cspdarknet_s",
-                             "data.synthetic.n_train=128", "train.epochs=5"],
+                             "train.synthetic.n_train=128", "train.epochs=5"],
                             cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: any(sweep_dir.rglob("checkpoints/last.pt")), 600, "the first epoch's last.pt")

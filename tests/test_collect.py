@@ -52,16 +52,16 @@ def row(epoch: int, map_: float) -> list[float]:
 def tree(tmp_path: Path) -> Path:
     sweep = tmp_path / "sweep"
     write(sweep / "0", summary(seed=0, map=0.30, map_large=None), plain_csv([row(0, 0.1), row(1, 0.30)]),
-          overrides=["model/backbone=cspdarknet_s", "seed=0"])
+          overrides=["model/backbone=cspdarknet_s", "train.seed=0"])
     # Official YOLOv5 pads every header and cell with %20s / %20.5g.
     padded = "\n".join([",".join(f"{h:>20s}" for h in HEADER)]
                        + [",".join(f"{v:>20.5g}" for v in row(e, m)) for e, m in ((0, 0.2), (1, 0.4))]) + "\n"
     write(sweep / "backbone=convnext_tiny,seed=1", summary("convnext_tiny", 1, map=0.40), padded)
     # A run killed mid-write of its second results.csv line.
     write(sweep / "nested" / "2", summary(seed=2, map=0.35), plain_csv([row(0, 0.2)]) + "1,0.1,0.05\n")
-    write(sweep / "3", '{"status": "completed", "axes": {"backbone": "conv', overrides=["seed=3"])  # truncated
-    write(sweep / "4", None, overrides=["model/backbone=convnext_tiny", "schedule=cosine", "seed=4",
-                                        "optimizer.lr0=0.001"])
+    write(sweep / "3", '{"status": "completed", "axes": {"backbone": "conv', overrides=["train.seed=3"])  # truncated
+    write(sweep / "4", None, overrides=["model/backbone=convnext_tiny", "schedule=cosine", "train.seed=4",
+                                        "train.hyp.lr0=0.001"])
     failed = summary("convnext_tiny", 5, status="failed")
     failed["error"] = "ValueError: bad anchors\nTraceback ..."
     write(sweep / "5", failed)
@@ -180,3 +180,15 @@ def test_identity_is_flattened_and_its_absence_tolerated(tmp_path: Path) -> None
     # only a completed run is put into a row: the early failure is not a problem
     assert sorted(problems) == [("bad", "malformed 'identity'"), ("old", "no 'identity'")]
     assert math.isnan(by_dir(r, "bad")["identity_digest"])
+
+
+def test_an_axis_renamed_since_is_read_under_todays_name(tmp_path: Path) -> None:
+    """Older trainers wrote `batch`; it is batch_size now: one column, so an old and a new run of
+    one config are not split into two rows by the rename."""
+    old = summary(seed=0)
+    old["axes"]["batch"] = old["axes"].pop("batch_size")
+    write(tmp_path / "old", old)
+    write(tmp_path / "new", summary(seed=1))
+    r = collect_runs(tmp_path)
+    assert "batch" not in r.axes and "batch" not in r.runs.columns
+    assert list(r.runs.sort_values("seed")["batch_size"]) == [8, 8]

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 GRIDS = {"smoke": 2, "default": 4, "convnext_vs_baseline": 24}
 # What must be the same for both backbones inside one grid (everything but the backbone itself).
-NOT_SHARED = {"model", "model_kwargs", "axes", "run_name", "out_dir", "optimizer", "hyp", "backbone_lr_mult",
-              "layer_decay", "freeze_backbone_epochs", "seed", "schedule", "init_weights", "init_scope"}
+NOT_SHARED = {"model", "model_kwargs", "axes", "run_name", "out_dir", "optimizer", "hyp", "seed", "schedule",
+              "init_weights", "init_scope"}
 
 register_configs()
 
@@ -77,11 +77,11 @@ def test_every_job_of_every_grid_composes_and_converts(grid: str, hydra_app: Any
         tc = to_train_config(cfg, out_dir="unused")
         configs.append(tc)
         axes = dict(o.split("=", 1) for o in ov[1:])
-        assert tc.axes["backbone"] == axes["model/backbone"]
+        assert tc.run_axes()["backbone"] == axes["model/backbone"]
         if "schedule" in axes:
             assert tc.schedule == axes["schedule"]
-        if "seed" in axes:
-            assert tc.seed == int(axes["seed"])
+        if "train.seed" in axes:
+            assert tc.seed == int(axes["train.seed"])
     # 2. the sweep plan (BasicSweeper's expansion + the launcher's load_sweep_config) gives the same jobs
     primary = hydra_app.compose_config("config", [f"experiment={grid}", "hydra.sweep.dir=/tmp/unused"],
                                        run_mode=RunMode.MULTIRUN, with_log_configuration=False)
@@ -104,7 +104,7 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
         for ov in job_overrides("convnext_vs_baseline"):
             tc = to_train_config(compose("config", overrides=ov), out_dir="unused")
             assert (tc.data, tc.epochs, tc.imgsz, tc.batch_size) == (os.environ["COCO_YAML"], 50, 640, 16)
-            if tc.axes["backbone"] == "cspdarknet_s":
+            if tc.run_axes()["backbone"] == "cspdarknet_s":
                 assert tc.model == "yolov5s" and tc.optimizer == "sgd"
                 assert (tc.hyp["lr0"], tc.hyp["momentum"], tc.hyp["weight_decay"]) == (0.01, 0.937, 0.0005)
                 assert tc.hyp["warmup_bias_lr"] == 0.1
@@ -114,14 +114,14 @@ def test_study_grid_uses_each_backbones_recommended_optimizer() -> None:
                 assert tc.hyp["warmup_bias_lr"] == 0.0   # as optimizer=adamw: SGD's 0.1 makes AdamW diverge
                 assert tc.model_kwargs == {"neck": "yolov5s", "pretrained": None, "drop_path_rate": 0.4}
             assert tc.run_axes()["optimizer"] == tc.optimizer and tc.run_axes()["lr0"] == tc.hyp["lr0"]
-            if tc.axes["neck_init"] == "yolov5s":
+            if tc.run_axes()["neck_init"] == "yolov5s":
                 assert tc.init_weights == os.environ["YOLOV5S_WEIGHTS"]
-            seen.add((tc.axes["backbone"], tc.axes["neck_init"], tc.schedule, tc.seed))
+            seen.add((tc.run_axes()["backbone"], tc.init_weights, tc.schedule, tc.seed))
         assert len(seen) == 24
         # an explicit optimizer value still wins over the backbone's recommendation, for every backbone
         for bb in ("cspdarknet_s", "convnext_tiny"):
             tc = to_train_config(compose("config", overrides=["experiment=convnext_vs_baseline",
-                                                              f"model/backbone={bb}", "optimizer.lr0=0.001"]),
+                                                              f"model/backbone={bb}", "train.hyp.lr0=0.001"]),
                                  out_dir="unused")
             assert tc.hyp["lr0"] == 0.001
     GlobalHydra.instance().clear()
@@ -167,26 +167,26 @@ BAD = [
     (["schedule=linear,step"], ["Could not find 'schedule/step'", "cosine", "linear"]),
     (["cluster=pbs"], ["Available options in 'cluster'", "local", "sge", "slurm"]),
     (["train.epochs=abc"], ["could not be converted to Integer", "train.epochs"]),
-    (["seed=0,1,x"], ["could not be converted to Integer", "full_key: seed"]),
+    (["train.seed=0,1,x"], ["could not be converted to Integer", "full_key: train.seed"]),
     (["train.epochs=1,abc"], ["could not be converted to Integer", "train.epochs"]),
-    (["optimizer.lr0=0"], ["hyp.lr0=0.0 must be a number in (0, inf)"]),
-    (["optimizer.lr0=0.01,-0.1"], ["hyp.lr0=-0.1 must be a number in (0, inf)"]),
-    (["optimizer.lr0=nan"], ["hyp.lr0=nan must be a number in (0, inf)"]),
-    (["schedule.lrf=-1"], ["hyp.lrf=-1.0 must be a number in [0, inf)"]),
-    (["optimizer.weight_decay=-1"], ["hyp.weight_decay=-1.0 must be a number in [0, inf)"]),
-    (["optimizer.momentum=5"], ["hyp.momentum=5.0 must be a number in [0, 1)"]),
-    (["+hyp.fliplr=2"], ["hyp.fliplr=2.0 must be a number in [0, 1]"]),
-    (["schedule.warmup_epochs=-5"], ["hyp.warmup_epochs=-5.0 must be a number in [0, inf)"]),
+    (["train.hyp.lr0=0"], ["hyp.lr0=0.0 must be a number in (0, inf)"]),
+    (["train.hyp.lr0=0.01,-0.1"], ["hyp.lr0=-0.1 must be a number in (0, inf)"]),
+    (["train.hyp.lr0=nan"], ["hyp.lr0=nan must be a number in (0, inf)"]),
+    (["train.hyp.lrf=-1"], ["hyp.lrf=-1.0 must be a number in [0, inf)"]),
+    (["train.hyp.weight_decay=-1"], ["hyp.weight_decay=-1.0 must be a number in [0, inf)"]),
+    (["train.hyp.momentum=5"], ["hyp.momentum=5.0 must be a number in [0, 1)"]),
+    (["train.hyp.fliplr=2"], ["hyp.fliplr=2.0 must be a number in [0, 1]"]),
+    (["train.hyp.warmup_epochs=-5"], ["hyp.warmup_epochs=-5.0 must be a number in [0, inf)"]),
     (["train.workers=-1"], ["workers=-1 must be a number in [0, inf)"]),
     (["train.patience=-1"], ["patience=-1 must be >= 0"]),
     (["train.epochs=0"], ["epochs=0 must be >= 1"]),
     (["train.imgsz=64,100"], ["imgsz=100 must be a positive multiple of 32"]),
     (["train.epoch=3"], ["Key 'epoch' not in 'TrainConf'"]),
-    (["data.name=mine", "data.path=/nonexistent/data.yaml"], ["data='/nonexistent/data.yaml': no such dataset yaml"]),
-    (["model/neck_init=random,yolov5s", "model.neck_init.weights=/nonexistent/yolov5s.pt"],
+    (["train.data=/nonexistent/data.yaml"], ["data='/nonexistent/data.yaml': no such dataset yaml"]),
+    (["model/neck_init=random,yolov5s", "paths.yolov5s_weights=/nonexistent/yolov5s.pt"],
      ["2 of 4 job config(s) are invalid", "init_weights='/nonexistent/yolov5s.pt': no such weights file"]),
-    (["optimizer.lr0=interval(0.001,0.01)"], ["a grid sweeps lists (a,b) and range(...) only"]),
-    (["model.backbone.pretrained=/nonexistent/convnext.safetensors"],
+    (["train.hyp.lr0=interval(0.001,0.01)"], ["a grid sweeps lists (a,b) and range(...) only"]),
+    (["paths.convnext_weights=/nonexistent/convnext.safetensors"],
      ["1 of 2 job config(s)", "pretrained weights file '/nonexistent/convnext.safetensors' not found"]),
 ]
 
@@ -210,7 +210,7 @@ def test_a_hub_tag_that_cannot_be_fetched_stops_the_sweep(tmp_path: Path, monkey
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(timm_backbone, "_in_local_cache", lambda *a: False)  # whatever this machine has cached
-    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "model.backbone.pretrained=in12k_ft_in1k"])
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "paths.convnext_weights=in12k_ft_in1k"])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot load pretrained weights 'convnext_tiny.in12k_ft_in1k' from the hub" in err, err
     assert "HF_HUB_OFFLINE is set" in err and not (tmp_path / "s").exists()
@@ -240,7 +240,7 @@ def test_plan_lists_jobs_and_marks_completed_runs(tmp_path: Path, capsys: pytest
     assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 0
     out = capsys.readouterr().out
     assert "4 job(s) valid, 0 already completed" in out and not sweep_dir.exists()
-    done = sweep_dir / "model" / "backbone=convnext_tiny,schedule=cosine,seed=0"
+    done = sweep_dir / "model" / "backbone=convnext_tiny,schedule=cosine,train.seed=0"
     done.mkdir(parents=True)
     (done / "summary.json").write_text('{"status": "completed"}')  # no identity: another config, maybe
     assert sweep.main(["--plan", "experiment=default", f"hydra.sweep.dir={sweep_dir}"]) == 2
@@ -255,7 +255,7 @@ def test_a_python_api_run_and_a_hydra_run_of_one_config_get_the_same_axes(hydra_
     weights = tmp_path / "yolov5s.pt"
     weights.write_text("stand-in")
     for ov, api in ((["data=synthetic"], TrainConfig(model="yolov5s", data="synthetic", optimizer="adamw")),
-                    ([f"model/neck_init=yolov5s", f"model.neck_init.weights={weights}", "model/backbone=convnext_tiny"],
+                    ([f"model/neck_init=yolov5s", f"paths.yolov5s_weights={weights}", "model/backbone=convnext_tiny"],
                      TrainConfig(model="convnext_tiny", init_weights=str(weights), optimizer="adamw"))):
         hydra_axes = to_train_config(compose("config", overrides=ov), out_dir="unused").run_axes()
         api_axes = api.run_axes()
@@ -263,28 +263,68 @@ def test_a_python_api_run_and_a_hydra_run_of_one_config_get_the_same_axes(hydra_
             assert hydra_axes[key] == api_axes[key], key
 
 
-def test_data_path_without_a_data_name_is_labelled_by_its_file(hydra_app: Any, tmp_path: Path) -> None:
+def test_a_dataset_yaml_is_labelled_by_its_file(hydra_app: Any, tmp_path: Path) -> None:
     data = tmp_path / "coco128.yaml"
     data.write_text("stand-in")
-    tc = to_train_config(compose("config", overrides=[f"data.path={data}"]), out_dir="unused")
+    tc = to_train_config(compose("config", overrides=[f"train.data={data}"]), out_dir="unused")
     assert tc.data == str(data) and tc.run_axes()["data"] == "coco128"
-    named = to_train_config(compose("config", overrides=[f"data.path={data}", "data.name=mine"]), out_dir="unused")
-    assert named.run_axes()["data"] == "mine"
+    coco = to_train_config(compose("config", overrides=["data=coco", f"paths.coco_yaml={data}"]), out_dir="unused")
+    assert coco.data == str(data) and coco.run_axes()["data"] == "coco128"
 
 
 def test_every_training_setting_is_settable_from_the_command_line(hydra_app: Any) -> None:
-    """`train.<field>` for every TrainConfig field no group fills, with TrainConfig's own name and default."""
+    """`train.<field>` for every TrainConfig field, with TrainConfig's own name and default."""
     import dataclasses
 
-    from experiments.schema import FILLED_BY_GROUPS
+    from experiments.schema import SET_BY_ENTRY_POINT
     from yolo_core.train.config import TrainConfig
 
-    own = [f for f in dataclasses.fields(TrainConfig) if f.name not in FILLED_BY_GROUPS]
-    assert {"compile", "amp_dtype", "clip_grad", "iou_thres", "conf_thres", "max_det", "batch_size"} <= {f.name for f in own}
+    own = [f for f in dataclasses.fields(TrainConfig) if f.name not in SET_BY_ENTRY_POINT]
+    assert set(SET_BY_ENTRY_POINT) == {"out_dir", "run_name", "axes"}
+    assert set(compose("config").train) == {f.name for f in own}
     tc = to_train_config(compose("config", overrides=["train.compile=true", "train.amp_dtype=bfloat16",
                                                       "train.clip_grad=5", "train.iou_thres=0.5"]), out_dir="unused")
     assert (tc.compile, tc.amp_dtype, tc.clip_grad, tc.iou_thres) == (True, "bfloat16", 5.0, 0.5)
-    base = to_train_config(compose("config", overrides=["data=coco"]), out_dir="unused")
+    # every group writes the TrainConfig field of the same name; what a plain data=coco run leaves
+    # alone keeps TrainConfig's default (hyp: yolo_core/hyp.py), so no default is written twice
+    base = to_train_config(compose("config", overrides=["data=coco", "optimizer=sgd"]), out_dir="unused")
+    filled = {"data", "cache", "imgsz", "batch_size", "epochs", "workers",   # conf/data/coco.yaml
+              "model", "model_kwargs", "init_scope", "init_weights", "optimizer", "schedule"}
     for f in own:
-        if f.name not in ("imgsz", "batch_size", "epochs", "workers"):  # conf/data/coco.yaml sets these
-            assert getattr(base, f.name) == f.default, f.name
+        if f.name not in filled:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            assert getattr(base, f.name) == default, f.name
+    tc = to_train_config(compose("config", overrides=["train.backbone_lr_mult=0.1", "train.freeze_backbone_epochs=2",
+                                                      "train.hyp.fliplr=0", "train.layer_decay=0.8"]), out_dir="u")
+    assert (tc.backbone_lr_mult, tc.freeze_backbone_epochs, tc.hyp["fliplr"], tc.layer_decay) == (0.1, 2, 0.0, 0.8)
+
+
+
+def test_a_weights_path_reaches_only_the_jobs_whose_option_uses_it(hydra_app: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    weights = tmp_path / "mine.pt"
+    weights.write_text("stand-in")
+    for ni, want in (("random", None), ("yolov5s", str(weights))):
+        tc = to_train_config(compose("config", overrides=[f"model/neck_init={ni}", f"paths.yolov5s_weights={weights}"]),
+                             out_dir="u")
+        assert tc.init_weights == want and tc.run_axes()["neck_init"] == ("random" if want is None else "mine")
+    # without the file, the jobs that need it are refused by name; the others are fine
+    monkeypatch.delenv("YOLOV5S_WEIGHTS")
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "model/neck_init=random,yolov5s"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2 of 4 job config(s) are invalid" in err and "train.init_weights" in err, err
+    assert "this option needs the official yolov5s.pt, from YOLOV5S_WEIGHTS or paths.yolov5s_weights=PATH" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_convnext_on_the_embedded_set_gets_its_lower_drop_path(hydra_app: Any, tmp_path: Path) -> None:
+    """conf/model/backbone_on_data/: a specialization of the backbone for one dataset, by Hydra's
+    defaults list; other pairs keep the backbone's own value."""
+    data = tmp_path / "d.yaml"
+    data.write_text("stand-in")
+    rate = {d: to_train_config(compose("config", overrides=["model/backbone=convnext_tiny", f"data={d}",
+                                                             f"paths.coco_yaml={data}"]), out_dir="u")
+            .model_kwargs["drop_path_rate"] for d in ("synthetic", "coco")}
+    assert rate == {"synthetic": 0.1, "coco": 0.4}
+    assert to_train_config(compose("config"), out_dir="u").model_kwargs == {}

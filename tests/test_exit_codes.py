@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["train.workers=0", "data.synthetic.n_train=16", "data.synthetic.n_val=8", "train.imgsz=64", "train.batch_size=4"]
+TINY = ["train.workers=0", "train.synthetic.n_train=16", "train.synthetic.n_val=8", "train.imgsz=64", "train.batch_size=4"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -27,10 +27,10 @@ def _train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("overrides, says", [
     (["train.imgsz=100"], "imgsz=100 must be a positive multiple of 32"),
-    (["optimizer.lr0=nan"], "hyp.lr0=nan must be a number in (0, inf)"),
+    (["train.hyp.lr0=nan"], "hyp.lr0=nan must be a number in (0, inf)"),
     (["train.imgsz=abc"], "train.imgsz"),                                 # does not compose (a str for an int)
-    (["data.name=mine", "data.path=/nonexistent/data.yaml"], "data='/nonexistent/data.yaml': no such dataset yaml"),
-    (["model/neck_init=yolov5s", "model.neck_init.weights=/nonexistent/yolov5s.pt"],
+    (["train.data=/nonexistent/data.yaml"], "data='/nonexistent/data.yaml': no such dataset yaml"),
+    (["model/neck_init=yolov5s", "paths.yolov5s_weights=/nonexistent/yolov5s.pt"],
      "init_weights='/nonexistent/yolov5s.pt': no such weights file"),
 ])
 def test_an_invalid_config_exits_2_before_anything_is_written(tmp_path: Path, overrides: list[str], says: str) -> None:
@@ -43,7 +43,7 @@ def test_an_invalid_config_exits_2_before_anything_is_written(tmp_path: Path, ov
 def test_a_failed_run_exits_1_and_its_summary_says_why(tmp_path: Path) -> None:
     data = tmp_path / "broken.yaml"
     data.write_text(f"path: {tmp_path / 'nowhere'}\ntrain: images/train\nval: images/val\nnames: [a]\n")
-    proc = _train(tmp_path, "data.name=broken", f"data.path={data}", *TINY)
+    proc = _train(tmp_path, f"train.data={data}", *TINY)
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"]

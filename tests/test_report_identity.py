@@ -75,7 +75,7 @@ def table_lines(md: str) -> list[str]:
 
 
 def test_weight_decay_sweep_is_two_rows_not_seed_noise(tmp_path: Path) -> None:
-    """optimizer.weight_decay=0.0005,0.05 is not an axis; the runs' axes are identical."""
+    """train.hyp.weight_decay=0.0005,0.05 is not an axis; the runs' axes are identical."""
     run(tmp_path / "s", "0", "cspdarknet_s", m=0.30, hyp__weight_decay=0.0005)
     run(tmp_path / "s", "1", "cspdarknet_s", m=0.20, hyp__weight_decay=0.05)
     rep = build_report([tmp_path / "s"], tmp_path / "out")

@@ -63,7 +63,7 @@ def test_smoke_grid_one_job_fails_the_other_completes(tmp_path: Path) -> None:
     # thread count each job process gets.
     broken = tmp_path / "broken_convnext.pt"
     broken.write_bytes(b"not a state dict")
-    out = run_sweep(sweep_dir, f"model.backbone.pretrained={broken}",
+    out = run_sweep(sweep_dir, f"paths.convnext_weights={broken}",
                     "hydra.launcher.setup=['echo job-threads=$OMP_NUM_THREADS']")
     log = out.stdout + out.stderr
     assert out.returncode == 1, log
@@ -112,9 +112,9 @@ def _wait_for(cond, timeout: float, proc: subprocess.Popen) -> None:
 
 def test_killed_sweep_rerun_finishes_only_what_was_missing(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    args = ("model/backbone=cspdarknet_s", "seed=0,1", "train.epochs=3", "hydra.launcher.max_parallel=1")
-    first = sweep_dir / "model" / "backbone=cspdarknet_s,seed=0,train.epochs=3"
-    second = sweep_dir / "model" / "backbone=cspdarknet_s,seed=1,train.epochs=3"
+    args = ("model/backbone=cspdarknet_s", "train.seed=0,1", "train.epochs=3", "hydra.launcher.max_parallel=1")
+    first = sweep_dir / "model" / "backbone=cspdarknet_s,train.epochs=3,train.seed=0"
+    second = sweep_dir / "model" / "backbone=cspdarknet_s,train.epochs=3,train.seed=1"
     proc = subprocess.Popen(sweep_cmd(sweep_dir, *args), cwd=REPO, env=env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -150,7 +150,7 @@ def test_killed_sweep_rerun_finishes_only_what_was_missing(tmp_path: Path) -> No
 def test_sigterm_stops_local_jobs_as_preempted_and_a_rerun_resumes_them(tmp_path: Path) -> None:
     """SIGTERM (or Ctrl-C) to the sweep: its local jobs are stopped, not orphaned, and resume later."""
     sweep_dir = tmp_path / "sweep"
-    args = ("model/backbone=cspdarknet_s", "seed=0,1", "train.epochs=6")
+    args = ("model/backbone=cspdarknet_s", "train.seed=0,1", "train.epochs=6")
     with started_sweep(sweep_dir, *args) as proc:
         _wait_for(lambda: len(list(sweep_dir.rglob("checkpoints/last.pt"))) == 2, 600, proc)
         proc.send_signal(signal.SIGTERM)
@@ -175,7 +175,7 @@ def test_a_crashed_job_is_marked_failed_and_the_others_finish(tmp_path: Path) ->
     """A job process killed outright (as the OOM killer would) leaves no result: the sweep still waits
     for the other job, marks the dead run failed (it said `running`), and exits 1."""
     sweep_dir = tmp_path / "sweep"
-    args = ("model/backbone=cspdarknet_s", "seed=0,1", "train.epochs=4")
+    args = ("model/backbone=cspdarknet_s", "train.seed=0,1", "train.epochs=4")
     with started_sweep(sweep_dir, *args) as proc:
         _wait_for(lambda: len(list(sweep_dir.rglob("checkpoints/last.pt"))) == 2, 600, proc)
         tasks = subprocess.run(["pgrep", "-f", f"submitit.core._submit {sweep_dir}"], capture_output=True,

@@ -18,7 +18,7 @@ def test_train_entry_point_writes_the_run_directory(tmp_path):
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(tmp_path / "data"),
            "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "experiments.train", f"hydra.run.dir={run}", "train.epochs=2",
-                           "train.imgsz=96", "train.workers=0", "data.synthetic.n_train=16", "data.synthetic.n_val=8"],
+                           "train.imgsz=96", "train.workers=0", "train.synthetic.n_train=16", "train.synthetic.n_val=8"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "results.csv", "summary.json", "train.log",

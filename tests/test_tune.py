@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 def run_tune(tune_dir: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(data_root), "HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "experiments.tune", f"hydra.run.dir={tune_dir}", "train.epochs=2",
-            "train.imgsz=64", "train.batch_size=4", "train.workers=0", "data.synthetic.n_train=12",
-            "data.synthetic.n_val=6", "schedule.warmup_min_iters=2", "tune.warmup_epochs=1", *extra]
+            "train.imgsz=64", "train.batch_size=4", "train.workers=0", "train.synthetic.n_train=12",
+            "train.synthetic.n_val=6", "train.warmup_min_iters=2", "tune.warmup_epochs=1", *extra]
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -68,8 +68,8 @@ def test_killed_search_resumes_the_interrupted_trial_in_its_run_directory(tmp_pa
     tune_dir = tmp_path / "tune"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "YOLO_CORE_DATA": str(data_root), "HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "experiments.tune", f"hydra.run.dir={tune_dir}", "train.epochs=3",
-            "train.imgsz=64", "train.batch_size=4", "train.workers=0", "data.synthetic.n_train=12",
-            "data.synthetic.n_val=6", "schedule.warmup_min_iters=2", "tune.n_trials=1", "tune.pruner=none",
+            "train.imgsz=64", "train.batch_size=4", "train.workers=0", "train.synthetic.n_train=12",
+            "train.synthetic.n_val=6", "train.warmup_min_iters=2", "tune.n_trials=1", "tune.pruner=none",
             # the re-run below starts at once: it watches trial_0's heartbeat for the grace period
             # (seconds here, minutes by default) before it fails and retries it
             "tune.heartbeat_interval=1", "tune.grace_period=2"]
@@ -250,7 +250,7 @@ def test_n_trials_is_the_studys_total_over_all_workers(tmp_path):
         "sys.argv = ['experiments.tune', *sys.argv[1:-1]]\n"
         "runpy.run_module('experiments.tune', run_name='__main__', alter_sys=True)\n")
     args = [f"hydra.run.dir={tune_dir}", "train.epochs=1", "train.imgsz=64", "train.batch_size=4", "train.workers=0",
-            "data.synthetic.n_train=12", "data.synthetic.n_val=6", "schedule.warmup_min_iters=2",
+            "train.synthetic.n_train=12", "train.synthetic.n_val=6", "train.warmup_min_iters=2",
             "tune.pruner=none", "tune.n_trials=2", f"sqlite:///{tune_dir / 'optuna.db'}"]
     proc = subprocess.run([sys.executable, "-c", other_worker, *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)

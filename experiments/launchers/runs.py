@@ -46,7 +46,7 @@ def run_status(run_dir: str | Path) -> str | None:
 
 
 def axes_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
-    """{'backbone': 'convnext_tiny', 'seed': 1, ...} from 'model/backbone=convnext_tiny', 'seed=1'.
+    """{'backbone': 'convnext_tiny', 'seed': 1, ...} from 'model/backbone=convnext_tiny', 'train.seed=1'.
 
     Same naming as analysis/collect.py uses for runs without a summary: the last
     component of the key. Only for runs that died before the trainer wrote its axes.

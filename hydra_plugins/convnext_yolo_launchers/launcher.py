@@ -53,14 +53,29 @@ class _Planned:
     cfg: DictConfig
 
 
-def _completed_return(cfg: DictConfig, overrides: Sequence[str], summary: Dict[str, Any]) -> JobReturn:
-    return JobReturn(overrides=list(overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
-                     task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED, _return_value=runs.final_map(summary))
+def _completed_or_refused(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> Optional[JobReturn]:
+    """For a run_dir that holds a completed run: COMPLETED when it is this job's config (not run
+    again), FAILED when it is another's (refused before run_job rewrites its .hydra/; nothing
+    changed). None when there is nothing to decide: no completed run, or train.resume=false."""
+    done = runs.completed_summary(run_dir)
+    if done is None or OmegaConf.select(cfg, "train.resume", default=True) is False:
+        return None
+    from experiments.adapter import skippable  # lazy: imports torch via yolo_core
+    from yolo_core.train import IdentityMismatch
 
-
-def _resumes(cfg: DictConfig) -> bool:
-    """train.resume (default true): false asks to start a run over, so it is never skipped."""
-    return OmegaConf.select(cfg, "train.resume", default=True) is not False
+    skip, why = skippable(cfg, run_dir, done)
+    ret = JobReturn(overrides=list(overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
+                    task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED)
+    if skip:
+        log.info("%s already completed: not run again", run_dir)
+        ret.return_value = runs.final_map(done)
+        return ret
+    error = IdentityMismatch(f"{run_dir} completed under another config; nothing was changed. Differences "
+                             f"(stored -> requested): {why}. To train this config, give another "
+                             f"hydra.sweep.dir, or train.resume=false to start the run over.")
+    log.error("%s", error)
+    ret.status, ret._return_value = JobStatus.FAILED, error
+    return ret
 
 
 def _first_line(text: object, limit: int = 400) -> str:
@@ -100,22 +115,9 @@ class _SweepLauncher(BaseSubmititLauncher):
             # MASTER_ADDR/PORT); every task sees all GPUs of its node and takes cuda:LOCAL_RANK
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         run_dir = runs.sweep_job_dir(cfg)
-        done = runs.completed_summary(run_dir)
-        if done is not None and _resumes(cfg):
-            from experiments.adapter import skippable  # lazy: imports torch via yolo_core
-            from yolo_core.train import IdentityMismatch
-
-            skip, why = skippable(cfg, run_dir, done)
-            if skip:
-                log.info("%s already completed: not run again", run_dir)
-                return _completed_return(cfg, sweep_overrides, done)
-            # refused here, before run_job rewrites the run's .hydra/ with this config
-            error = IdentityMismatch(f"{run_dir} completed under another config; nothing was changed. "
-                                     f"Differences (stored -> requested): {why}. To train this config, give "
-                                     f"another hydra.sweep.dir, or train.resume=false to start the run over.")
-            log.error("%s", error)
-            return JobReturn(overrides=list(sweep_overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
-                             task_name=str(cfg.hydra.job.name), status=JobStatus.FAILED, _return_value=error)
+        decided = _completed_or_refused(cfg, run_dir, sweep_overrides)  # a requeued job that had finished
+        if decided is not None:
+            return decided
         ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=cfg,
                       job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
@@ -131,14 +133,13 @@ class _SweepLauncher(BaseSubmititLauncher):
         """Hand a run preempted by submitit's signal (time limit, preemption) back to submitit.
 
         The trainer raises Preempted(signum) and the run ends `preempted`; submitit's own
-        handler (restored by then) decides: checkpoint() + requeue (Slurm: scontrol
-        requeue; SGE: exit 99; local: restart) or, past max_num_timeout, give up. A SIGTERM
-        (scancel, qdel) is a cancellation and is left alone.
+        handler (the trainer has restored it by then; a job always runs under submitit)
+        decides: checkpoint() + requeue (Slurm: scontrol requeue; SGE: exit 99; local:
+        restart) or, past max_num_timeout, give up. A SIGTERM (scancel, qdel) is a
+        cancellation and is left alone.
         """
-        from submitit.core.job_environment import SignalHandler
-
         usr = requeue_signal(exc)
-        if usr is not None and isinstance(getattr(signal.getsignal(usr), "__self__", None), SignalHandler):
+        if usr is not None and callable(signal.getsignal(usr)):
             log.warning("run preempted by %s: handing it to submitit for requeue", usr.name)
             signal.raise_signal(usr)
 
@@ -181,17 +182,11 @@ class _SweepLauncher(BaseSubmititLauncher):
         returns: Dict[int, JobReturn] = {}
         todo: List[_Planned] = []
         for p in planned:
-            summary = runs.completed_summary(p.run_dir)
-            if summary is not None and _resumes(p.cfg):
-                from experiments.adapter import skippable  # lazy: imports torch via yolo_core
-
-                skip, why = skippable(p.cfg, p.run_dir, summary)
-                if skip:
-                    returns[p.idx] = _completed_return(p.cfg, p.overrides, summary)
-                    continue
-                log.warning("%s completed under another config (%s): submitted, so that the trainer "
-                            "refuses it with every difference named", p.run_dir, why)
-            todo.append(p)
+            decided = _completed_or_refused(p.cfg, p.run_dir, p.overrides)
+            if decided is None:
+                todo.append(p)
+            else:
+                returns[p.idx] = decided
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         log.info(f"{len(planned)} job(s): {len(planned) - len(todo)} already completed (skipped), {len(todo)} to run"
                  + (f", at most {self.params['max_parallel']} at once" if self.params.get("max_parallel") else ""))

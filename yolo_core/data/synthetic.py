@@ -24,10 +24,12 @@ that loses the race uses the winner's copy). Same parameters -> byte-identical f
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,17 @@ def default_root(params: dict[str, Any]) -> Path:
 def params_hash(params: dict[str, Any]) -> str:
     blob = json.dumps({"version": GENERATOR_VERSION, **params}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def synthetic_params(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of ensure_synthetic_dataset with its default filled in: what a set is,
+    so that {} and the same values written out name one set (a run's identity compares them)."""
+    sig = inspect.signature(ensure_synthetic_dataset).parameters
+    known = {k: p.default for k, p in sig.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = set(overrides) - set(known)
+    if unknown:
+        raise ValueError(f"unknown synthetic dataset parameters {sorted(unknown)}; known: {sorted(known)}")
+    return {**known, **overrides}
 
 
 def _check_params(p: dict[str, Any]) -> dict[str, Any]:

@@ -155,6 +155,13 @@ class TrainConfig:
         if not 0.0 <= self.init_min_transfer <= 1.0:
             problems.append(f"init_min_transfer={self.init_min_transfer} must be in [0, 1] (1: every tensor of "
                             f"init_scope, 0: accept any transfer)")
+        if self.data == "synthetic":
+            from ..data.synthetic import synthetic_params
+
+            try:
+                synthetic_params(self.synthetic)
+            except ValueError as e:
+                problems.append(f"synthetic: {e}")
         problems += self._file_problems()
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..data import DetectionDataset
+from ..data.synthetic import synthetic_params
 from .config import TrainConfig
 
 # TrainConfig fields that cannot change a number: output place, run label, report labels,
@@ -79,6 +80,8 @@ def _settings(cfg: TrainConfig) -> dict[str, Any]:
         c.pop(key, None)
     if cfg.data != "synthetic":
         c.pop("synthetic")
+    else:
+        c["synthetic"] = synthetic_params(cfg.synthetic)
     c["init_weights"] = _weights_id(cfg.init_weights)
     if "pretrained" in c["model_kwargs"]:
         c["model_kwargs"]["pretrained"] = _weights_id(c["model_kwargs"]["pretrained"])
