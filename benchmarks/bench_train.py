@@ -1,6 +1,6 @@
 """Train step: images/s of forward + loss + backward + clip + optimizer step.
 
-The step is the trainer's (yolo_core/train/trainer.py, _train_epoch) on a fixed uint8
+The step is the trainer's (yolo_core/train/engine.py, train_one_epoch) on a fixed uint8
 batch: /255 on the device, optional channels_last, YOLOv5Loss with train.py's gain
 scaling, clip_grad_norm_(10), SGD (nesterov, three param groups) and zero_grad; the EMA
 update the trainer does after each optimizer step is left out, as in the official figure

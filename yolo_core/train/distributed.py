@@ -15,12 +15,15 @@ others have left.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from .preemption import Preempted, StopRequest
 
 # how long a rank waits in a collective: rank 0's validation (COCO val: about a minute) and
 # checkpoint writes happen while the others wait at the next one
@@ -94,6 +97,19 @@ def agree_stop(ctx: DistContext, signal_name: str | None, device: torch.device) 
     code = 0 if signal_name is None else 1 + STOP_SIGNALS.index(signal_name)
     agreed = agree_max(ctx, code, device)
     return STOP_SIGNALS[agreed - 1] if agreed else None
+
+
+def raise_if_stopped(ctx: DistContext, stop: StopRequest, device: torch.device) -> None:
+    """Raise Preempted when a stop signal reached this process or, with DDP, any process of
+    the run (a collective: every rank calls it at the same points)."""
+    if not ctx.enabled:
+        stop.check()
+        return
+    name = agree_stop(ctx, stop.signal_name, device)
+    if name is not None:
+        if stop.signal_name == name:
+            stop.check()  # this rank's own signal
+        raise Preempted(f"another process of this run received signal {name}", signal.Signals[name])
 
 
 def broadcast_from_main(ctx: DistContext, obj: Any) -> Any:

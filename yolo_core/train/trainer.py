@@ -1,7 +1,7 @@
-"""The training loop: YOLOv5's recipe in plain PyTorch, with exact resume.
+"""The training run: YOLOv5's recipe in plain PyTorch, with exact resume.
 
-One epoch = warmup-aware lr/momentum per iteration, AMP forward + loss, backward,
-accumulation to the nominal batch, unscale -> clip -> step -> EMA. After each epoch the
+The Trainer sets a run up (data, model, optimizer, resume) and owns its directory; one
+epoch is engine.train_one_epoch, validation eval.evaluate. After each epoch the
 EMA model is validated, results.csv/summary.json are rewritten and last.pt (plus best.pt
 on a new best fitness) is saved atomically. A restarted run continues from last.pt.
 Stop signals are handled in preemption.py, several processes (DDP) in distributed.py.
@@ -12,8 +12,6 @@ import logging
 import logging.handlers
 import os
 import random
-import signal
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..data import DetectionDataset
 from ..data.dataset import YOLODataset, record_hw
@@ -41,19 +38,19 @@ from .autoanchor import check_anchors
 from . import distributed as ddp
 from .config import TrainConfig
 from .ema import ModelEMA
+from .engine import EpochStats, TrainStep, train_one_epoch
 from .identity import IdentityMismatch, differences, identity_digest, run_identity
 from .nonfinite import NonFiniteSteps
 from .optimizer import build_optimizer
 from .preemption import Preempted, StopRequest
 from .run_files import (SUMMARY_METRICS, clean_metric, git_revision, package_versions, results_header,
                         read_summary, write_pr_curve_csv, write_results_csv, write_summary)
-from .schedule import lr_lambda, schedule_epoch, warmup_iterations, warmup_value
+from .schedule import lr_lambda, warmup_iterations
 from .state import TrainState
 
 LOG = logging.getLogger("yolo_core.train")
 RESTART_HINT = ("To train this config, give it another out_dir (hydra.run.dir / hydra.sweep.dir), or set "
                 "resume=false to start this directory over (its files are overwritten).")
-STOP_SYNC_EVERY = 10  # with DDP: iterations between the collectives that agree on a stop signal
 
 
 def resolve_device(name: str) -> torch.device:
@@ -232,87 +229,6 @@ class Trainer:
         LOG.info("resumed from %s at epoch %d", last, self.state.start_epoch)
 
     # ------------------------------------------------------------------ loop
-    def _set_lr(self, ni: int, nw: int, epoch: int, nb: int) -> None:
-        """The official lr/momentum at iteration ni: warmup towards lf(epoch), then the
-        once-per-epoch LambdaLR value (see schedule.py)."""
-        hyp = self.cfg.hyp
-        lf = self.lf(epoch if ni <= nw else schedule_epoch(epoch, nb, nw))
-        for g in self.optimizer.param_groups:
-            target = g["initial_lr"] * lf
-            if ni <= nw:
-                start = hyp["warmup_bias_lr"] * g.get("lr_scale", 1.0) if g.get("bias_warmup") else 0.0
-                g["lr"] = warmup_value(ni, nw, start, target)
-                if "momentum" in g:
-                    g["momentum"] = warmup_value(ni, nw, hyp["warmup_momentum"], hyp["momentum"])
-            else:
-                g["lr"] = target
-
-    def _train_epoch(self, epoch: int, nw: int) -> torch.Tensor:
-        cfg, model = self.cfg, self.model
-        model.train()
-        frozen = epoch < cfg.freeze_backbone_epochs
-        for p in model.backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.train_set_epoch(epoch)
-        nb = len(self.train_loader)
-        mloss = torch.zeros(3, device=self.device)
-        n_finite = torch.zeros((), device=self.device)  # batches in mloss: a non-finite loss is left out
-        nonfinite_before = self.state.nonfinite.total
-        self.optimizer.zero_grad(set_to_none=True)
-        accumulate = self.state.accumulate
-        t0 = time.perf_counter()
-        n_images = 0
-        bar = tqdm(self.train_loader, total=nb, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not sys.stderr.isatty(), file=sys.stderr)
-        for i, (imgs, targets, _, _) in enumerate(bar):
-            if not self.dist.enabled or i % STOP_SYNC_EVERY == 0:  # a collective syncs with the GPU
-                self._check_stop()
-            ni = i + nb * epoch
-            imgs = imgs.to(self.device, non_blocking=True).float() / 255
-            if cfg.channels_last:
-                imgs = imgs.contiguous(memory_format=torch.channels_last)
-            if ni <= nw:
-                accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg.nbs / cfg.batch_size]).round()))
-            self._set_lr(ni, nw, epoch, nb)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                preds = self.train_forward(imgs)
-                loss, items = self.loss_fn(preds, targets.to(self.device))
-                loss = ddp.loss_for_backward(loss, self.dist)
-            # a non-finite loss is backpropagated too: its NaN gradient makes the step below skip,
-            # on every DDP process alike (they all see the averaged gradient)
-            self.scaler.scale(loss).backward()
-            if ni - self.state.last_opt_step >= accumulate:
-                self.scaler.unscale_(self.optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.clip_grad)
-                finite = bool(torch.isfinite(norm))  # GradScaler.step syncs here as well
-                self.state.nonfinite.record(finite, f"epoch {epoch}, iteration {i}")
-                if finite:
-                    self.scaler.step(self.optimizer)
-                self.scaler.update()  # after a skip: a smaller fp16 loss scale
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.ema and finite:
-                    self.ema.update(model)
-                self.state.last_opt_step = ni
-            ok = torch.isfinite(items).all()  # the official running mean, over finite batches only
-            mloss = torch.where(ok, (mloss * n_finite + items) / (n_finite + 1), mloss)
-            n_finite += ok
-            n_images += imgs.shape[0] * self.dist.world_size
-            if not bar.disable:  # formatting reads the values: a device sync per step on a GPU
-                bar.set_postfix(box=f"{mloss[0]:.4f}", obj=f"{mloss[1]:.4f}", cls=f"{mloss[2]:.4f}")
-        seconds = time.perf_counter() - t0
-        self.state.train_seconds += seconds
-        self.state.train_images += n_images
-        self.state.accumulate = accumulate
-        self.epoch_images_per_s = n_images / max(seconds, 1e-9)
-        self.epoch_nonfinite = self.state.nonfinite.total - nonfinite_before
-        return mloss
-
-    def train_set_epoch(self, epoch: int) -> None:
-        """Make shuffling and augmentation a function of (seed, epoch) where the data supports it."""
-        for obj in (self.train_loader.sampler, self.train_loader.batch_sampler, self.train_set):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
-
     def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool) -> EvalResult:
         """coco=False for the per-epoch validation: results.csv, fitness and best.pt use only
         YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
@@ -323,8 +239,8 @@ class Trainer:
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
                         coco_backend=self.cfg.coco_backend, coco=coco)
 
-    def _epoch_row(self, epoch: int, mloss: torch.Tensor, result: EvalResult, seconds: float) -> dict[str, Any]:
-        m = result.metrics
+    def _epoch_row(self, epoch: int, stats: EpochStats, result: EvalResult, seconds: float) -> dict[str, Any]:
+        m, mloss = result.metrics, stats.mloss
         vl = result.losses.tolist() if result.losses is not None else [float("nan")] * 3
         row = {"epoch": epoch,
                "train/box_loss": float(mloss[0]), "train/obj_loss": float(mloss[1]),
@@ -335,8 +251,8 @@ class Trainer:
         for i, g in enumerate(self.optimizer.param_groups):
             row[f"x/lr{i}"] = g["lr"]
         row["time/epoch_s"] = seconds
-        row["train/images_per_s"] = self.epoch_images_per_s
-        row["train/nonfinite_steps"] = self.epoch_nonfinite
+        row["train/images_per_s"] = stats.images_per_s
+        row["train/nonfinite_steps"] = stats.nonfinite
         return row
 
     # ------------------------------------------------------------------ summary
@@ -527,6 +443,8 @@ class Trainer:
         self.loss_fn = self._build_loss(model)  # the anchors are final now
         if cfg.compile:
             self.train_forward = torch.compile(self.train_forward)
+        step = TrainStep(model, self.train_forward, self.loss_fn, self.optimizer, self.scaler, self.ema, self.lf,
+                         self.device, self.amp, self.amp_dtype, self.dist)
         self.logger.start(str(self.run_dir), cfg.to_dict(),
                           {**self.summary["model"], "axes": self.cfg.run_axes(), "resumed": self.state.start_epoch > 0,
                            "val_split": self.val_split})
@@ -538,8 +456,8 @@ class Trainer:
             set_rng_state(self._resume_rng)
         for epoch in range(self.state.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            mloss = self._train_epoch(epoch, nw)
-            reason = self._close_epoch(epoch, mloss, t0, header) if self.dist.is_main else None
+            stats = train_one_epoch(step, self.train_loader, cfg, self.state, epoch, nw, self._check_stop)
+            reason = self._close_epoch(epoch, stats, t0, header) if self.dist.is_main else None
             if self.dist.enabled:  # every rank takes the same way out
                 reason = ddp.broadcast_from_main(self.dist, reason)
                 self._check_stop()
@@ -573,13 +491,13 @@ class Trainer:
                           {k: hyp[k] for k in ("box", "obj", "cls", "cls_pw", "obj_pw", "anchor_t", "fl_gamma",
                                                "label_smoothing")})
 
-    def _close_epoch(self, epoch: int, mloss: torch.Tensor, t0: float, header: list[str]) -> str | None:
+    def _close_epoch(self, epoch: int, stats: EpochStats, t0: float, header: list[str]) -> str | None:
         """Rank 0 after each epoch: validate, results.csv, best.pt/last.pt, logger, summary.
         Returns why training should stop early, or None."""
         cfg = self.cfg
         eval_model = self.ema.ema if self.ema else self.model
         result = self._validate(eval_model, cfg.iou_thres, coco=False)
-        row = self._epoch_row(epoch, mloss, result, time.perf_counter() - t0)
+        row = self._epoch_row(epoch, stats, result, time.perf_counter() - t0)
         self.state.rows.append(row)
         fi = fitness(result.metrics["map50_yolo"], result.metrics["map_yolo"])
         improved = fi >= self.state.best_fitness  # the official saves best.pt on ties too
@@ -594,7 +512,7 @@ class Trainer:
         self.logger.log_epoch(epoch, row)
         self._write_summary(status="running")
         LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
-                 [round(x, 4) for x in mloss.tolist()], row["metrics/mAP_0.5"],
+                 [round(x, 4) for x in stats.mloss.tolist()], row["metrics/mAP_0.5"],
                  row["metrics/mAP_0.5:0.95"], row["time/epoch_s"])
         # the official EarlyStopping; derived from best_epoch (in last.pt), so a resumed run stops
         # where an uninterrupted one would. patience 0 disables it, as in YOLOv5
@@ -603,16 +521,7 @@ class Trainer:
         return self.logger.should_stop()
 
     def _check_stop(self) -> None:
-        """Raise Preempted when a stop signal reached this process, or, with DDP, any process
-        of the run (a collective: every rank calls it at the same points)."""
-        if not self.dist.enabled:
-            self.stop.check()
-            return
-        name = ddp.agree_stop(self.dist, self.stop.signal_name, self.device)
-        if name is not None:
-            if self.stop.signal_name == name:
-                self.stop.check()  # this rank's own signal
-            raise Preempted(f"another process of this run received signal {name}", signal.Signals[name])
+        ddp.raise_if_stopped(self.dist, self.stop, self.device)
 
     def _final_evaluation(self) -> None:
         """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
