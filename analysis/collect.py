@@ -329,6 +329,8 @@ def _axes_from_overrides(path: Path) -> dict[str, Any]:
             continue
         item = line[2:].strip().strip("'\"")
         key, _, value = item.partition("=")
+        if key.lstrip("+~").startswith(("paths.", "hydra.", "logger")):  # not settings of the study
+            continue
         key = key.lstrip("+~").replace(".", "/").split("/")[-1].strip()
         if key:
             axes[key] = _parse_value(value)

@@ -25,19 +25,16 @@ def skippable(job_cfg: DictConfig, run_dir: Path, summary: dict[str, Any],
               converted: TrainConfig | None = None) -> tuple[bool, str]:
     """Whether a launcher may skip a job whose run_dir holds this completed summary: only when
     the stored identity agrees with the job's config in everything known before the run
-    starts. Otherwise (another config, no identity, a config that does not convert) the job
-    runs and the trainer decides with the whole identity: skip, or refuse naming the keys.
-    converted: the job's TrainConfig when the caller has built it already."""
+    starts; else (another config, no identity) the differences, for the launcher's refusal.
+    converted: the job's TrainConfig when the caller has built it already; a config that
+    does not convert raises (ConfigError), as the job itself would."""
     stored = (summary.get("identity") or {}).get("config")
     if not stored:
         return False, "no run identity recorded"
-    try:
-        if converted is None:
-            task = copy.deepcopy(job_cfg)
-            with read_write(task), open_dict(task):
-                task.pop("hydra", None)
-            converted = to_train_config(task, out_dir=str(run_dir))
-        diff = prelaunch_differences(stored, converted)
-    except Exception as e:  # noqa: BLE001 - the job itself will report it
-        return False, f"{type(e).__name__}: {e}"
+    if converted is None:
+        task = copy.deepcopy(job_cfg)
+        with read_write(task), open_dict(task):
+            task.pop("hydra", None)
+        converted = to_train_config(task, out_dir=str(run_dir))
+    diff = prelaunch_differences(stored, converted)
     return (not diff), "; ".join(diff)

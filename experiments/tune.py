@@ -1,35 +1,15 @@
 """Optuna search of the learning rate(s) for one backbone.  python -m experiments.tune [overrides]
 
-Every trial is an ordinary training run in <tune dir>/trial_<n> (the run directory
-contract), so analysis/report.py reads a tune directory like a sweep. The study lives in
-an Optuna storage (default: a SQLite file in the tune directory; any RDB URL works, or
-`journal:<path>` for a journal file on a shared file system), so a killed search resumes:
-run the same command with `hydra.run.dir=<tune dir>` and the study continues; a trial that
-was running when the process died (or was stopped by SIGTERM/SIGUSR2) is marked failed
-and retried: a new trial with its params and its `run_number` user attr, which resumes
-the same trial_<n> directory.
-
-Several workers may run on one study at once (the same command, in parallel or on other
-hosts sharing the storage). A worker never fails another's live trial; which RUNNING
-trials are dead is Optuna's heartbeat mechanism (RDB storages, the default sqlite
-included): a running trial records a heartbeat every `tune.heartbeat_interval` s, and one
-silent for `tune.grace_period` s is failed and retried (RetryHeartbeatStaleTrialCallback,
-which copies the params and the `run_number` user attr) -- at a worker's start, and by
-Optuna before each new trial. A trial still beating at start is watched for up to one
-grace period first: a worker killed a moment ago is then told from a live one, and the
-re-run resumes its trial instead of sampling a new one (a second worker starts that much
-later). grace_period must outlast any pause of a live worker (a suspended job, a
-stalled file system): a trial declared dead is retried while its first process might
-still wake up in the same run directory.
-
-Journal storages (optuna 5) record no heartbeat: a RUNNING trial cannot be told dead
-from alive, so it is left alone with a warning (never failed under another worker);
-`tune.single_worker=true` says no other worker is on the study, and then every RUNNING
-trial is failed and retried at start (the behaviour of a single search; any storage).
-
-Pruning: after each epoch the trial reports YOLOv5's fitness (0.1 mAP50 + 0.9 mAP) and a
-median pruner may stop it; the run then ends like an early stop (best.pt evaluated, status
-completed, `stopped_early` in summary.json) and the trial is marked pruned.
+Every trial is an ordinary run in <tune dir>/trial_<n> (the run directory contract), so
+analysis/report.py reads a tune directory like a sweep. The study lives in an Optuna storage
+(default: SQLite in the tune dir; an RDB URL, or `journal:<path>`), so a killed search
+resumes with the same command and `hydra.run.dir=<tune dir>`. Which RUNNING trials are dead
+is Optuna's heartbeat (RDB storages): a trial silent for `tune.grace_period` s is failed and
+retried in its own run directory, so several workers may share one study and never fail each
+other's live trial. Journal storages have no heartbeat: their RUNNING trials are left alone
+unless `tune.single_worker=true`. Why each rule: README "Tuning learning rates (Optuna)".
+Pruning: the median pruner on YOLOv5's per-epoch fitness; a pruned run ends like an early
+stop (best.pt evaluated, status completed, `stopped_early` in summary.json).
 """
 from __future__ import annotations
 

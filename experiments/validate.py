@@ -105,7 +105,14 @@ def plan_sweep(config: DictConfig, config_loader: Any, arguments: Sequence[str] 
     if arguments is None:
         arguments = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)  # type: ignore[assignment]
     jobs = expand_sweep(params, arguments or [], config_loader)  # type: ignore[arg-type]
-    return [check_job(config, config_loader, ov, i) for i, ov in enumerate(jobs)]
+    checks = [check_job(config, config_loader, ov, i) for i, ov in enumerate(jobs)]
+    first: dict[Path, JobCheck] = {}
+    for c in checks:  # overrides left out of the directory name (conf/config.yaml exclude_keys)
+        if c.run_dir is not None and c.error is None and first.setdefault(c.run_dir, c) is not c:
+            c.error = (f"the same run directory as job #{first[c.run_dir].num} ({c.run_dir}): their overrides "
+                       f"differ only in keys left out of directory names (hydra.job.config.override_dirname."
+                       f"exclude_keys); sweep them in separate sweep dirs")
+    return checks
 
 
 def describe_error(e: BaseException) -> str:

@@ -192,3 +192,16 @@ def test_an_axis_renamed_since_is_read_under_todays_name(tmp_path: Path) -> None
     r = collect_runs(tmp_path)
     assert "batch" not in r.axes and "batch" not in r.runs.columns
     assert list(r.runs.sort_values("seed")["batch_size"]) == [8, 8]
+
+
+def test_file_locations_in_overrides_are_not_axes(tmp_path: Path) -> None:
+    """A run that died before its summary is labelled from .hydra/overrides.yaml: paths.* (file
+    locations, identified by content once a run starts) and hydra.* are not axes of the study."""
+    from experiments.launchers.runs import axes_from_overrides
+
+    ov = ["model/backbone=convnext_tiny", "train.seed=2", "paths.yolov5s_weights=/w/yolov5s.pt",
+          "hydra.launcher.timeout_min=5"]
+    write(tmp_path / "died", None, overrides=ov)
+    r = collect_runs(tmp_path)
+    assert {"yolov5s_weights", "timeout_min"}.isdisjoint(r.axes) and {"backbone", "seed"} <= set(r.axes)
+    assert axes_from_overrides(ov) == {"backbone": "convnext_tiny", "seed": 2}

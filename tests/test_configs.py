@@ -185,6 +185,8 @@ BAD = [
     (["train.data=/nonexistent/data.yaml"], ["data='/nonexistent/data.yaml': no such dataset yaml"]),
     (["model/neck_init=random,yolov5s", "paths.yolov5s_weights=/nonexistent/yolov5s.pt"],
      ["2 of 4 job config(s) are invalid", "init_weights='/nonexistent/yolov5s.pt': no such weights file"]),
+    (["++train.model_kwargs.drop_path_rate=0.2"],
+     ["1 of 2 job config(s)", "model_kwargs ['drop_path_rate'] are not settings of model 'yolov5s'"]),
     (["train.hyp.lr0=interval(0.001,0.01)"], ["a grid sweeps lists (a,b) and range(...) only"]),
     (["paths.convnext_weights=/nonexistent/convnext.safetensors"],
      ["1 of 2 job config(s)", "pretrained weights file '/nonexistent/convnext.safetensors' not found"]),
@@ -318,13 +320,28 @@ def test_a_weights_path_reaches_only_the_jobs_whose_option_uses_it(hydra_app: An
     assert not (tmp_path / "s").exists()
 
 
-def test_convnext_on_the_embedded_set_gets_its_lower_drop_path(hydra_app: Any, tmp_path: Path) -> None:
-    """conf/model/backbone_on_data/: a specialization of the backbone for one dataset, by Hydra's
-    defaults list; other pairs keep the backbone's own value."""
-    data = tmp_path / "d.yaml"
+def test_convnext_gets_its_lower_drop_path_only_in_the_embedded_set_grids(hydra_app: Any, tmp_path: Path) -> None:
+    """conf/model/backbone_in_grid/: a specialization of the backbone for one grid, by Hydra's
+    defaults list; a single run, the study and other datasets keep the backbone's own 0.4."""
+    data = tmp_path / "real.yaml"
     data.write_text("stand-in")
-    rate = {d: to_train_config(compose("config", overrides=["model/backbone=convnext_tiny", f"data={d}",
-                                                             f"paths.coco_yaml={data}"]), out_dir="u")
-            .model_kwargs["drop_path_rate"] for d in ("synthetic", "coco")}
-    assert rate == {"synthetic": 0.1, "coco": 0.4}
-    assert to_train_config(compose("config"), out_dir="u").model_kwargs == {}
+    rate = {tuple(ov): to_train_config(compose("config", overrides=["model/backbone=convnext_tiny", *ov]), out_dir="u")
+            .model_kwargs["drop_path_rate"]
+            for ov in ([], ["experiment=default"], ["experiment=smoke"], [f"train.data={data}"],
+                       ["experiment=convnext_vs_baseline"])}
+    assert rate == {(): 0.4, ("experiment=default",): 0.1, ("experiment=smoke",): 0.1,
+                    (f"train.data={data}",): 0.4, ("experiment=convnext_vs_baseline",): 0.4}
+    assert to_train_config(compose("config", overrides=["experiment=smoke"]), out_dir="u").model_kwargs == {}
+
+
+def test_jobs_that_would_share_a_run_directory_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """paths.* and train.device are left out of directory names: two jobs differing only there
+    would write one directory."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_text("stand-in")
+    b.write_text("stand-in")
+    rc = sweep.main(["experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}", "model/backbone=cspdarknet_s",
+                     "model/neck_init=yolov5s", f"paths.yolov5s_weights={a},{b}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "1 of 2 job config(s) are invalid" in err and "the same run directory as job #0" in err, err
+    assert not (tmp_path / "s").exists()

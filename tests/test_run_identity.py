@@ -118,3 +118,29 @@ def test_a_run_without_identity_is_not_continued_blindly(tiny_data, tmp_path) ->
     (out / "summary.json").write_text(json.dumps(legacy))
     with pytest.raises(IdentityMismatch, match="without a run identity"):
         train(TrainConfig(**cfg))
+
+
+def test_an_identity_of_older_code_in_an_older_form_is_still_the_same_run(tmp_path, monkeypatch) -> None:
+    """Older code stored only the synthetic parameters its config named; the identity now holds
+    them all (defaults filled). A run of the same config must still be skipped (or resumed), and
+    a real difference still refused."""
+    from yolo_core.train.identity import prelaunch_differences
+
+    monkeypatch.setenv("YOLO_CORE_DATA", str(tmp_path / "data"))
+    cfg = dict(out_dir=str(tmp_path / "run"), data="synthetic",
+               synthetic={"n_train": 8, "n_val": 4, "image_size": 160}, **TINY)
+    first = train(TrainConfig(**cfg))
+    stored = first["identity"]
+    assert stored["config"]["synthetic"]["background"] == "flat"   # the defaults are written out
+    older = json.loads(json.dumps(stored))
+    older["config"]["synthetic"] = {"n_train": 8, "n_val": 4, "image_size": 160}
+    older["digest"] = "0123456789abcdef"                            # as the older form hashed
+    assert prelaunch_differences(older["config"], TrainConfig(**cfg).validate()) == []
+    path = tmp_path / "run" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "identity": older}))
+    assert train(TrainConfig(**cfg))["status"] == "completed"       # skipped: the same run
+    assert json.loads(path.read_text())["identity"]["digest"] == "0123456789abcdef"  # nothing rewritten
+    older["config"]["synthetic"]["n_train"] = 9
+    path.write_text(json.dumps({**json.loads(path.read_text()), "identity": older}))
+    with pytest.raises(IdentityMismatch, match=r"synthetic\.n_train: 9 -> 8"):
+        train(TrainConfig(**cfg))

@@ -45,6 +45,10 @@ def run_status(run_dir: str | Path) -> str | None:
     return None if summary is None else summary.get("status")
 
 
+# overrides that are not settings of the study: file locations (identified by content), Hydra's own
+NOT_AXES = ("paths.", "hydra.", "logger")
+
+
 def axes_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """{'backbone': 'convnext_tiny', 'seed': 1, ...} from 'model/backbone=convnext_tiny', 'train.seed=1'.
 
@@ -57,7 +61,7 @@ def axes_from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         if not sep:
             continue
         name = key.replace("/", ".").rsplit(".", 1)[-1]
-        if name in ("experiment", "cluster"):
+        if name in ("experiment", "cluster") or key.startswith(NOT_AXES):
             continue
         for conv in (int, float):
             try:

@@ -56,14 +56,18 @@ class _Planned:
 def _completed_or_refused(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> Optional[JobReturn]:
     """For a run_dir that holds a completed run: COMPLETED when it is this job's config (not run
     again), FAILED when it is another's (refused before run_job rewrites its .hydra/; nothing
-    changed). None when there is nothing to decide: no completed run, or train.resume=false."""
+    changed). None when there is nothing to decide here: no completed run, train.resume=false,
+    or a config that does not convert (the job then fails with its own error)."""
     done = runs.completed_summary(run_dir)
     if done is None or OmegaConf.select(cfg, "train.resume", default=True) is False:
         return None
     from experiments.adapter import skippable  # lazy: imports torch via yolo_core
     from yolo_core.train import IdentityMismatch
 
-    skip, why = skippable(cfg, run_dir, done)
+    try:
+        skip, why = skippable(cfg, run_dir, done)
+    except Exception:  # noqa: BLE001 - a config that does not convert: the job runs and reports it itself
+        return None
     ret = JobReturn(overrides=list(overrides), cfg=None, hydra_cfg=None, working_dir=os.getcwd(),
                     task_name=str(cfg.hydra.job.name), status=JobStatus.COMPLETED)
     if skip:
@@ -133,13 +137,14 @@ class _SweepLauncher(BaseSubmititLauncher):
         """Hand a run preempted by submitit's signal (time limit, preemption) back to submitit.
 
         The trainer raises Preempted(signum) and the run ends `preempted`; submitit's own
-        handler (the trainer has restored it by then; a job always runs under submitit)
-        decides: checkpoint() + requeue (Slurm: scontrol requeue; SGE: exit 99; local:
-        restart) or, past max_num_timeout, give up. A SIGTERM (scancel, qdel) is a
-        cancellation and is left alone.
+        handler (the trainer has restored it by then) decides: checkpoint() + requeue
+        (Slurm: scontrol requeue; SGE: exit 99; local: restart) or, past max_num_timeout,
+        give up. A SIGTERM (scancel, qdel) is a cancellation and is left alone.
         """
         usr = requeue_signal(exc)
-        if usr is not None and callable(signal.getsignal(usr)):
+        handler = signal.getsignal(usr) if usr is not None else None
+        owner = type(getattr(handler, "__self__", None)).__module__
+        if usr is not None and owner.split(".")[0] == "submitit":  # submitit's handler, not the trainer's
             log.warning("run preempted by %s: handing it to submitit for requeue", usr.name)
             signal.raise_signal(usr)
 

@@ -1,6 +1,7 @@
 """Model registry and `build_model`: a name -> factory table, as timm keeps one."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -14,6 +15,19 @@ def register_model(fn: Callable[..., YOLODetector]) -> Callable[..., YOLODetecto
     """Register a factory `fn(nc, **kwargs) -> YOLODetector` under its function name."""
     _FACTORIES[fn.__name__] = fn
     return fn
+
+
+def model_settings(name: str) -> set[str] | None:
+    """The keyword arguments build_model(name, nc, **kwargs) takes (None: any), so that a
+    misspelt or foreign setting (drop_path_rate for a CSPDarknet) fails before a run starts."""
+    if name in _FACTORIES:
+        fn = _FACTORIES[name]
+    else:
+        from .timm_backbone import build_timm_detector as fn  # lazy: imports timm
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params) - {"name", "nc"}
 
 
 def list_models() -> list[str]:

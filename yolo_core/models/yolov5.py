@@ -49,25 +49,25 @@ def _yolov5(size_name: str, nc: int, anchors: Sequence[Sequence[float]] = YOLOV5
 
 
 @register_model
-def yolov5n(nc: int = 80, **kwargs) -> YOLODetector:
-    return _yolov5("n", nc, **kwargs)
+def yolov5n(nc: int = 80, anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS) -> YOLODetector:
+    return _yolov5("n", nc, anchors)
 
 
 @register_model
-def yolov5s(nc: int = 80, **kwargs) -> YOLODetector:
-    return _yolov5("s", nc, **kwargs)
+def yolov5s(nc: int = 80, anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS) -> YOLODetector:
+    return _yolov5("s", nc, anchors)
 
 
 @register_model
-def yolov5m(nc: int = 80, **kwargs) -> YOLODetector:
-    return _yolov5("m", nc, **kwargs)
+def yolov5m(nc: int = 80, anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS) -> YOLODetector:
+    return _yolov5("m", nc, anchors)
 
 
 @register_model
-def yolov5l(nc: int = 80, **kwargs) -> YOLODetector:
-    return _yolov5("l", nc, **kwargs)
+def yolov5l(nc: int = 80, anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS) -> YOLODetector:
+    return _yolov5("l", nc, anchors)
 
 
 @register_model
-def yolov5x(nc: int = 80, **kwargs) -> YOLODetector:
-    return _yolov5("x", nc, **kwargs)
+def yolov5x(nc: int = 80, anchors: Sequence[Sequence[float]] = YOLOV5_ANCHORS) -> YOLODetector:
+    return _yolov5("x", nc, anchors)

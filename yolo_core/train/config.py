@@ -155,6 +155,12 @@ class TrainConfig:
         if not 0.0 <= self.init_min_transfer <= 1.0:
             problems.append(f"init_min_transfer={self.init_min_transfer} must be in [0, 1] (1: every tensor of "
                             f"init_scope, 0: accept any transfer)")
+        from ..models.registry import model_settings
+
+        takes = model_settings(self.model)
+        if takes is not None and set(self.model_kwargs) - takes:
+            problems.append(f"model_kwargs {sorted(set(self.model_kwargs) - takes)} are not settings of model "
+                            f"{self.model!r}; it takes {sorted(takes) or 'none'}")
         if self.data == "synthetic":
             from ..data.synthetic import synthetic_params
 
@@ -202,7 +208,7 @@ class TrainConfig:
     def run_axes(self) -> dict[str, Any]:
         """The labels a run is named, tagged and tabled by, computed here only: derived from the
         settings (so a Python-API run and a Hydra run of one config get the same labels), then
-        self.axes over them (labels a caller adds: Hydra's option names, a tune trial number)."""
+        self.axes over them (labels a caller adds, e.g. a tune trial number)."""
         size = self.model.removeprefix("yolov5")
         return {"backbone": f"cspdarknet_{size}" if self.model.startswith("yolov5") and size in tuple("nsmlx")
                 else self.model,

@@ -99,11 +99,29 @@ def run_identity(cfg: TrainConfig, data: DetectionDataset, *, device_type: str, 
     return json.loads(json.dumps(c, default=str))  # as it reads back from summary.json (lists, not tuples)
 
 
+def upgraded(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored identity config in today's form, so that a run of older code is still the same
+    run: the synthetic set's parameters with their defaults filled (older runs stored only
+    those the config named)."""
+    c = dict(stored)
+    if isinstance(c.get("synthetic"), Mapping):
+        try:
+            c["synthetic"] = json.loads(json.dumps(synthetic_params(c["synthetic"])))
+        except ValueError:
+            pass  # unknown keys: left as stored, so the comparison names them
+    return c
+
+
+def config_differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """differences() of a stored identity config (upgraded) and a new one."""
+    return differences(upgraded(stored), new)
+
+
 def prelaunch_differences(stored: Mapping[str, Any], cfg: TrainConfig) -> list[str]:
     """Differences between a stored identity config and cfg in what is known before the run
     starts (all but DECIDED_AT_START): a launcher may skip a completed run only without any."""
     new = json.loads(json.dumps(_settings(cfg), default=str))
-    old = {k: v for k, v in stored.items() if k not in DECIDED_AT_START}
+    old = {k: v for k, v in upgraded(stored).items() if k not in DECIDED_AT_START}
     return differences(old, {k: v for k, v in new.items() if k not in DECIDED_AT_START})
 
 
