@@ -112,11 +112,6 @@ def upgraded(stored: Mapping[str, Any]) -> dict[str, Any]:
     return c
 
 
-def config_differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """differences() of a stored identity config (upgraded) and a new one."""
-    return differences(upgraded(stored), new)
-
-
 def prelaunch_differences(stored: Mapping[str, Any], cfg: TrainConfig) -> list[str]:
     """Differences between a stored identity config and cfg in what is known before the run
     starts (all but DECIDED_AT_START): a launcher may skip a completed run only without any."""

@@ -39,7 +39,7 @@ from . import distributed as ddp
 from .config import TrainConfig
 from .ema import ModelEMA
 from .engine import EpochStats, TrainStep, train_one_epoch
-from .identity import IdentityMismatch, config_differences, identity_digest, run_identity
+from .identity import IdentityMismatch, differences, identity_digest, run_identity, upgraded
 from .nonfinite import NonFiniteSteps
 from .optimizer import build_optimizer
 from .preemption import Preempted, StopRequest
@@ -315,7 +315,7 @@ class Trainer:
                 f"{what} was written without a run identity (by an older version of this code), so it cannot "
                 f"be told whether it is a run of this config; nothing was changed. {RESTART_HINT}")
         if stored.get("digest") != self.identity["digest"]:
-            diff = config_differences(stored.get("config") or {}, self.identity["config"])
+            diff = differences(upgraded(stored.get("config") or {}), self.identity["config"])
             if diff or not stored.get("config"):  # no difference: written by older code in an older form
                 raise IdentityMismatch(
                     f"{what} is a run of another config; nothing was changed. Differences (stored -> requested): "
