@@ -104,44 +104,54 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, tiny_data):
     assert [r["train/box_loss"] for r in rows] == [r["train/box_loss"] for r in straight_rows]
 
 
-class _SignalOnFirstWrite:
-    """A file that sends this process SIGTERM in the middle of torch.save writing to it."""
+class _SignalsOnFirstWrite:
+    """A file that sends this process `signals` in the middle of torch.save writing to it."""
 
-    def __init__(self, f) -> None:
-        self.f, self.sent = f, False
+    def __init__(self, f, signals) -> None:
+        self.f, self.signals = f, list(signals)
 
     def write(self, data) -> int:
-        if not self.sent:
-            self.sent = True
-            signal.raise_signal(signal.SIGTERM)  # to this thread: handled inside this write
+        while self.signals:
+            signal.raise_signal(self.signals.pop(0))  # to this thread: handled inside this write
         return self.f.write(data)
 
     def __getattr__(self, name):
         return getattr(self.f, name)
 
 
-def test_sigterm_during_a_checkpoint_write_records_preempted_and_resumes(tmp_path, tiny_data, monkeypatch):
-    """The signal lands inside torch.save of last.pt (what a sweep's Ctrl-C hit in CI): the
-    checkpoint is still written whole, the run says `preempted` (not `failed` with torch's
-    zip-writer error), and a re-run resumes from that checkpoint."""
+@pytest.mark.parametrize("signals, says", [
+    ([signal.SIGTERM], "received signal SIGTERM"),
+    ([signal.SIGINT], "received signal SIGINT"),  # Ctrl-C: Python's KeyboardInterrupt here failed the run in CI
+    ([signal.SIGTERM, signal.SIGINT], "received signal SIGTERM, then SIGINT: stopping at once"),  # insisting
+])
+def test_a_signal_during_a_checkpoint_write_records_preempted_and_resumes(tmp_path, tiny_data, monkeypatch,
+                                                                           signals, says):
+    """The signal lands inside torch.save of last.pt: the checkpoint is still written whole, the
+    run says `preempted` (not `failed` with torch's zip-writer error), and a re-run resumes
+    from that checkpoint. A second signal waits for the write too."""
     real_save = torch.save
 
     def save(obj, f, *args, **kwargs):
         if isinstance(obj, dict) and "optimizer" in obj and obj["epoch"] == 0:  # last.pt of epoch 0
-            f = _SignalOnFirstWrite(f)
+            f = _SignalsOnFirstWrite(f, signals)
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     out = tmp_path / "run"
     kwargs = dict(TINY, epochs=2, data=tiny_data)
-    with pytest.raises(Exception, match="received signal SIGTERM") as info:
-        train(TrainConfig(out_dir=str(out), **kwargs))
+    try:
+        with pytest.raises(Exception, match=says) as info:
+            train(TrainConfig(out_dir=str(out), **kwargs))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handler is gone
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert type(info.value).__name__ == "Preempted"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "preempted", summary["error"]
     assert summary["epochs_completed"] == 1
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 0
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handler is gone again
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.setattr(torch, "save", real_save)
 
     summary = train(TrainConfig(out_dir=str(out), **kwargs))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
 from collections.abc import Iterator
 
 import cv2
@@ -67,11 +68,16 @@ class SeededSampler(Sampler):
 
 
 def seed_worker(worker_id: int) -> None:
-    """worker_init_fn: seed numpy/random/the dataset from the worker's torch seed; no cv2 threads.
+    """worker_init_fn: seed numpy/random/the dataset from the worker's torch seed; no cv2 threads;
+    Ctrl-C ignored.
 
     torch derives each worker's seed from the loader generator, so this is reproducible;
     cv2's own thread pool inside forked workers oversubscribes the CPUs (and can deadlock).
+    A terminal's Ctrl-C reaches the whole process group: a worker would exit at once and the
+    trainer, which stops at its next safe point, would fail on the dead worker instead. The
+    workers still end with the main process (torch watches its parent).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker_seed = torch.initial_seed() % 2 ** 32
     np.random.seed(worker_seed)
     random.seed(worker_seed)

@@ -60,8 +60,12 @@ def _write_error(path: Path, e: BaseException) -> AtomicWriteError:
         free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there now"
     except OSError:
         free = "free space unknown"
-    disk = isinstance(e, RuntimeError) or getattr(e, "errno", None) in _DISK_ERRNOS
-    why = "the disk (or quota, or file size limit) is full" if disk else "the write failed"
+    if getattr(e, "errno", None) in _DISK_ERRNOS:
+        why = "the disk (or quota, or file size limit) is full"
+    elif isinstance(e, RuntimeError):  # torch's zip writer drops the OSError behind a short write
+        why = "the write failed (torch does not say why; most often a full disk, quota or file size limit)"
+    else:
+        why = "the write failed"
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     cause = f"{type(e).__name__}: {lines[0] if lines else ''}"
     err = AtomicWriteError(f"could not write {path}: {why} ({cause}; {free}). The previous {path.name}, if any, "

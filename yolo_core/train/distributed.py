@@ -89,11 +89,11 @@ def agree_max(ctx: DistContext, value: int, device: torch.device) -> int:
 
 # stop signals in increasing precedence: SIGUSR2 is submitit's "requeue me", so when any rank
 # got it, every rank (rank 0 above all, which hands the run back to submitit) must say so
-STOP_SIGNALS = ("SIGTERM", "SIGUSR2")
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")
 
 
 def agree_stop(ctx: DistContext, signal_name: str | None, device: torch.device) -> str | None:
-    """The stop signal any rank has received (SIGUSR2 before SIGTERM), None when none has."""
+    """The stop signal any rank has received (SIGUSR2 before SIGTERM before SIGINT), None when none has."""
     code = 0 if signal_name is None else 1 + STOP_SIGNALS.index(signal_name)
     agreed = agree_max(ctx, code, device)
     return STOP_SIGNALS[agreed - 1] if agreed else None

@@ -118,7 +118,7 @@ class Trainer:
         self.summary: dict[str, Any] = {}
         self.data: DetectionDataset | None = None
         self.identity: dict[str, Any] | None = None
-        self.stop = StopRequest()  # SIGTERM/SIGUSR2 -> `preempted` at the next safe point
+        self.stop = StopRequest()  # SIGINT/SIGTERM/SIGUSR2 -> `preempted` at the next safe point
 
     # ------------------------------------------------------------------ setup
     def _setup_logging(self, held: logging.handlers.MemoryHandler) -> logging.Handler:
@@ -504,12 +504,13 @@ class Trainer:
         improved = fi >= self.state.best_fitness  # the official saves best.pt on ties too
         if improved:
             self.state.best_fitness, self.state.best_epoch = fi, epoch
-        write_results_csv(self.run_dir / "results.csv", self.state.rows, header)
-        if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
-            atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
-                               "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
-                               "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
-        atomic_torch_save(self._checkpoint_state(epoch), self.ckpt_dir / "last.pt")
+        with self.stop.deferred():  # an insisting signal waits for the epoch's files to be whole
+            write_results_csv(self.run_dir / "results.csv", self.state.rows, header)
+            if improved:  # best before last: a last.pt of epoch e implies a best.pt of an epoch <= e
+                atomic_torch_save({"epoch": epoch, "model": eval_model.state_dict(), "model_name": cfg.model,
+                                   "model_kwargs": cfg.model_kwargs, "nc": self.data.nc,
+                                   "names": self.data.names, "fitness": fi}, self.ckpt_dir / "best.pt")
+            atomic_torch_save(self._checkpoint_state(epoch), self.ckpt_dir / "last.pt")
         self.logger.log_epoch(epoch, row)
         self._write_summary(status="running")
         LOG.info("epoch %d/%d: loss %s mAP50 %.4f mAP %.4f (%.1fs)", epoch + 1, cfg.epochs,
