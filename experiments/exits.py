@@ -38,15 +38,24 @@ class InvalidConfig(SystemExit):
 class Composed(Callback):
     """Hydra callback (conf/config.yaml): the config composed, so a later exit 1 is a failed run,
     not a bad override; and a single run's config is validated here, before Hydra writes its
-    output directory (a multirun's jobs are validated by the grid sweeper)."""
+    output directory (a multirun's jobs are validated by the grid sweeper). `check` names the
+    function that validates the task's config (default: the training config's)."""
+
+    def __init__(self, check: str | None = None) -> None:
+        self.check = check
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _composed["value"] = True
-        from experiments.adapter import to_train_config  # lazy: imports torch via yolo_core
-
-        task_cfg = {k: config[k] for k in config if k != "hydra"}
+        task_cfg = OmegaConf.create({k: config[k] for k in config if k != "hydra"})
         try:
-            to_train_config(OmegaConf.create(task_cfg), out_dir=str(config.hydra.run.dir))
+            if self.check is None:
+                from experiments.adapter import to_train_config  # lazy: imports torch via yolo_core
+
+                to_train_config(task_cfg, out_dir=str(config.hydra.run.dir))
+            else:
+                from hydra.utils import get_method
+
+                get_method(self.check)(task_cfg)
         except refusals() as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             raise InvalidConfig(str(e)) from None

@@ -24,13 +24,13 @@ from yolo_core.train.config import TrainConfig
 SET_BY_ENTRY_POINT = ("out_dir", "run_name", "axes")
 
 
-def _train_node() -> type:
-    """TrainConfig as OmegaConf takes it: the same fields, types and defaults (OmegaConf
-    reads Optional[X], not X | None)."""
-    hints = typing.get_type_hints(TrainConfig)
+def structured_node(cls: type, exclude: tuple[str, ...] = (), name: str | None = None) -> type:
+    """A dataclass of yolo_core as OmegaConf takes it: the same fields, types and defaults
+    (OmegaConf reads Optional[X], not X | None), less `exclude` (set by the entry point)."""
+    hints = typing.get_type_hints(cls)
     fields = []
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in SET_BY_ENTRY_POINT:
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
             continue
         typ = hints[f.name]
         args = typing.get_args(typ)
@@ -39,10 +39,10 @@ def _train_node() -> type:
         default = field(default=f.default) if f.default is not dataclasses.MISSING else \
             field(default_factory=f.default_factory)  # type: ignore[arg-type]
         fields.append((f.name, typ, default))
-    return dataclasses.make_dataclass("TrainConf", fields)
+    return dataclasses.make_dataclass(name or f"{cls.__name__}Node", fields)
 
 
-TrainConf = _train_node()
+TrainConf = structured_node(TrainConfig, SET_BY_ENTRY_POINT, "TrainConf")
 
 
 @dataclass

@@ -38,6 +38,8 @@ class EvalResult:
     losses: torch.Tensor | None
     seconds: float
     per_class: APResult | None = None
+    speed_ms: dict[str, float] | None = None  # per image: preprocess, inference, nms (val.py's three)
+    n_images: int = 0
 
 
 def _model_device(model) -> torch.device:
@@ -93,18 +95,24 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
         if half and next(model.parameters()).dtype != torch.float16:
             net = copy.deepcopy(model).half()  # never round the caller's (EMA) weights
         net.eval()
+    clock = _Clock(device)
     try:
         stats, predictions, image_ids, losses, n_batches = [], [], [], None, 0
         for imgs, targets, indices, shapes in loader:
+            t = clock()
             imgs = imgs.to(device, non_blocking=True)
             imgs = (imgs.half() if half else imgs.float()) / 255
             height, width = imgs.shape[2:]
+            t = clock.lap("preprocess", t)
             preds, raw = net(imgs)
+            t = clock.lap("inference", t)
             n_batches += 1
             if loss_fn is not None:
                 items = loss_fn(raw, targets.to(device))[1].detach().float()
                 losses = items if losses is None else losses + items
+            t = clock()
             dets = non_max_suppression(preds, conf_thres, iou_thres, multi_label=True, max_det=max_det)
+            clock.lap("nms", t)
             for det, index, shape in zip(dets, indices, shapes):
                 rec = split.records[int(index)]
                 (h0, w0), ratio_pad = shape
@@ -132,4 +140,25 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
         metrics.update(coco_evaluate(gt, predictions, img_ids=image_ids, backend=coco_backend, copy_gt=not own_gt))
     return EvalResult(metrics=metrics, predictions=predictions,
                       losses=None if losses is None else (losses / max(n_batches, 1)).cpu(),
-                      seconds=time.perf_counter() - t0, per_class=per_class)
+                      seconds=time.perf_counter() - t0, per_class=per_class,
+                      speed_ms={k: 1e3 * v / max(len(image_ids), 1) for k, v in clock.totals.items()},
+                      n_images=len(image_ids))
+
+
+class _Clock:
+    """Seconds per phase, as val.py's dt: on CUDA synchronised first, so a phase's kernels
+    are counted in it and not in the next."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.totals = {"preprocess": 0.0, "inference": 0.0, "nms": 0.0}
+
+    def __call__(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def lap(self, phase: str, since: float) -> float:
+        now = self()
+        self.totals[phase] += now - since
+        return now

@@ -201,6 +201,7 @@ class Trainer:
             "identity": self.identity,
             "rng": rng_state(),
             "model_name": self.cfg.model,
+            "model_kwargs": self.cfg.model_kwargs,
             "nc": self.data.nc,
             "names": self.data.names,
         }
@@ -259,11 +260,18 @@ class Trainer:
     def _base_summary(self) -> dict[str, Any]:
         cfg = self.cfg
         return {"status": "running", "error": None, "run_name": cfg.run_name or self.run_dir.name,
-                "axes": cfg.run_axes(), "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
+                "axes": cfg.run_axes(), "data_source": self._data_source(),
+                "model": {}, "metrics": {k: None for k in SUMMARY_METRICS},
                 "best_epoch": None, "epochs_completed": 0, "wall_time_s": 0.0, "train_images_per_s": None,
                 "device": self._device_name(), "world_size": self.dist.world_size,
                 "versions": package_versions(), "git_rev": git_revision(),
                 "data_warnings": {}}
+
+    def _data_source(self) -> str:
+        """The dataset as given (its yaml resolved; "synthetic": identity.config.synthetic
+        holds its parameters), so that val can evaluate the run's weights on the run's data."""
+        data = self.cfg.data
+        return data if data == "synthetic" else str(Path(data).resolve())
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
