@@ -6,7 +6,6 @@ directory default to that run's evaluation settings. Exit status: experiments/ex
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore

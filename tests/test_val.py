@@ -133,3 +133,27 @@ def test_the_command_refuses_with_exit_2(tmp_path: Path, overrides: list[str], s
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def official_synth() -> dict:
+    return json.loads((REPO / "tests" / "reference" / "official_val_synth.json").read_text())
+
+
+@pytest.mark.parametrize("setting", ["imgsz96_bs32_iou0.6", "imgsz128_bs8_iou0.65"])
+def test_an_official_checkpoint_scores_what_official_val_py_printed(tmp_path_factory, official_synth, setting) -> None:
+    """The official v7.0 val.py's own numbers (tests/reference/README.md) for an official best.pt
+    that learned something (mAP50-95 ~0.1): equal to its unfused run to float64 rounding."""
+    ref = official_synth["settings"][f"{setting}_unfused"]
+    fused = official_synth["settings"][f"{setting}_fused"]
+    data = ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "synth256", n_train=256, n_val=64)
+    out = tmp_path_factory.mktemp("official_val")
+    result = val(ValConfig(weights=str(REPO / "tests" / "reference" / "yolov5n_official_synth_best.pt"),
+                           data=str(data), imgsz=ref["imgsz"], batch_size=ref["batch_size"],
+                           iou_thres=ref["iou_thres"], out_dir=str(out), workers=0, verbose=False))
+    m = result.metrics
+    ours = (m["precision"], m["recall"], m["map50_yolo"], m["map_yolo"])
+    assert ours == pytest.approx((ref["mp"], ref["mr"], ref["map50"], ref["map"]), abs=1e-7)
+    assert ours == pytest.approx((fused["mp"], fused["mr"], fused["map50"], fused["map"]), abs=1e-5)
+    per_class = [r["map_yolo"] for r in result.per_class[1:]]
+    assert per_class == pytest.approx(ref["maps"], abs=1e-7)
