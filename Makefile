@@ -1,4 +1,4 @@
-# make setup | test | train | val | sweep | tune | bench      (ARGS="..." passes Hydra overrides)
+# make setup | test | train | val | export | sweep | tune | bench      (ARGS="..." passes Hydra overrides)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # torch is pinned here only where the machine caps it (see README); elsewhere pip picks.
 TORCH_PIN ?= $(shell $(PYTHON) -c "import os;print('torch==2.14.1 torchvision==0.29.1' if os.path.exists('/etc/xdg/pip/constraints.txt') else '')")
 
-.PHONY: setup test test-fast train val sweep tune bench clean
+.PHONY: setup test test-fast train val export sweep tune bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,13 @@ RUN = run() { echo "$$*"; "$$@"; rc=$$?; [ $$rc -eq 0 ] || echo "make: $$3 exite
 train: setup
 	@$(RUN) $(PY) -m experiments.train $(ARGS)
 
-# evaluate a weights file: ARGS="weights=outputs/train/<run>/checkpoints/best.pt" (conf_val/val.yaml)
+# evaluate a weights file: ARGS="weights=outputs/train/<run>/checkpoints/best.pt" (conf_tools/val.yaml)
 val: setup
 	@$(RUN) $(PY) -m experiments.val $(ARGS)
+
+# ONNX / TorchScript: ARGS="weights=<best.pt> format=onnx dynamic=true" (conf_tools/export.yaml)
+export: setup
+	@$(RUN) $(PY) -m experiments.export $(ARGS)
 
 # validate every job, run the grid (conf/experiment/$(GRID)) through conf/cluster/$(CLUSTER), then
 # analysis/report.py --strict on the sweep dir.

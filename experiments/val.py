@@ -34,7 +34,7 @@ def check(cfg: DictConfig) -> None:
     to_val_config(cfg)
 
 
-@hydra.main(version_base="1.3", config_path="../conf_val", config_name="val")
+@hydra.main(version_base="1.3", config_path="../conf_tools", config_name="val")
 @exits.task
 def main(cfg: DictConfig) -> float | None:
     vc = to_val_config(cfg, out_dir=HydraConfig.get().runtime.output_dir)

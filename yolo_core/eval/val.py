@@ -186,6 +186,31 @@ def check_names(detector: DetectorFile, data: DetectionDataset, weights: str) ->
                       f"{data.names[first] if first < data.nc else None!r}); evaluate it on its own dataset")
 
 
+def _fixed_input(detector: DetectorFile, settings: dict[str, Any], taken: list[str], cfg: ValConfig) -> bool:
+    """Whether rect batches can be used: not for an exported file of a fixed input shape,
+    whose imgsz and batch the settings then take (an imgsz given that is not the file's
+    is refused). Returns rect."""
+    meta = detector.meta
+    if detector.source not in ("onnx", "torchscript") or meta.get("dynamic"):
+        return True
+    if cfg.imgsz is not None and cfg.imgsz != meta["imgsz"]:
+        raise ConfigError(f"val: {cfg.weights} was exported for imgsz={meta['imgsz']} (dynamic=false), "
+                          f"not imgsz={cfg.imgsz}; export it with dynamic=true for other sizes")
+    settings["imgsz"], settings["batch_size"] = meta["imgsz"], meta["batch_size"]
+    taken[:] = [k for k in taken if k not in ("imgsz", "batch_size")]
+    return False
+
+
+def _padded(loader, batch_size: int):
+    """Batches of exactly batch_size for a fixed-shape graph: the last one padded with blank
+    images, whose detections evaluate() drops (it pairs detections with the batch's indices)."""
+    for imgs, targets, indices, shapes in loader:
+        n = imgs.shape[0]
+        if n < batch_size:
+            imgs = torch.cat((imgs, imgs.new_zeros((batch_size - n, *imgs.shape[1:]))))
+        yield imgs, targets, indices, shapes
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -244,7 +269,9 @@ def val(cfg: ValConfig) -> ValResult:
     """Evaluate cfg.weights; write metrics.json, per_class.csv and predictions.json into
     cfg.out_dir; return the numbers (see ValResult)."""
     settings, taken, run = resolve_settings(cfg)
-    detector = load_detector(cfg.weights)
+    device = _device(cfg.device)
+    detector = load_detector(cfg.weights, device)
+    rect = _fixed_input(detector, settings, taken, cfg)
     spec = ensure_synthetic_dataset(**settings["synthetic"]) if settings["data"] == "synthetic" else settings["data"]
     data = load_dataset(spec, max_image_pixels=settings["_max_image_pixels"])
     check_names(detector, data, cfg.weights)
@@ -253,13 +280,18 @@ def val(cfg: ValConfig) -> ValResult:
         notes.append(f"the dataset changed since the run was trained (digest {dataset_digest(data)}, the run's "
                      f"{settings['_run_data_digest']}): the metrics are not the run's")
         LOG.warning(notes[-1])
+    if not rect:
+        notes.append(f"{cfg.weights} has a fixed input shape: square {settings['imgsz']} px letterboxes in batches "
+                     f"of {settings['batch_size']} (not rect batches), so the metrics can differ slightly from "
+                     f"the checkpoint's; export with dynamic=true to evaluate as the checkpoint")
+        LOG.warning(notes[-1])
     split = data.val if cfg.split == "val" else data.train
-    device = _device(cfg.device)
     bs = settings["batch_size"]
-    dataset = YOLODataset(split, settings["imgsz"], augment=False, rect=True, pad=0.5, batch_size=bs)
+    dataset = YOLODataset(split, settings["imgsz"], augment=False, rect=rect, pad=0.5, batch_size=bs)
     split = replace(split, records=dataset.records)  # rect batches reorder the records
     loader = build_dataloader(dataset, bs, shuffle=False, workers=min(cfg.workers, bs, os.cpu_count() or 1))
-    result = evaluate(detector.model.to(device), loader, split, conf_thres=settings["conf_thres"],
+    model = detector.model.to(device) if isinstance(detector.model, torch.nn.Module) else detector.model
+    result = evaluate(model, _padded(loader, bs) if not rect else loader, split, conf_thres=settings["conf_thres"],
                       iou_thres=settings["iou_thres"], max_det=settings["max_det"], device=device,
                       half=cfg.half, coco_backend=settings["coco_backend"])
     if split.skipped:  # at loading, and undecodable images found during the pass (scored as blank)

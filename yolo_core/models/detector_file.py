@@ -23,11 +23,12 @@ from .variants import YOLOV5_SIZES
 
 @dataclass
 class DetectorFile:
-    """model: in eval mode on the CPU, fp32; names: class names by index; source: 'project'
-    or 'official'; model_name and model_kwargs: how it was rebuilt; meta: what else the file
-    says (epoch, fitness)."""
+    """model: in eval mode on the CPU, fp32 (an exported file: its runtime's callable); names:
+    class names by index; source: 'project', 'official', 'onnx' or 'torchscript'; model_name
+    and model_kwargs: how it was built; meta: what else the file says (epoch, fitness; an
+    exported file's input shape)."""
 
-    model: torch.nn.Module
+    model: Any
     names: list[str]
     source: str
     model_name: str
@@ -89,11 +90,21 @@ def _run_model_kwargs(path: Path) -> dict[str, Any]:
         return {}
 
 
-def load_detector(path: str | os.PathLike) -> DetectorFile:
-    """The detector a weights file holds, ready for evaluation (see the module docstring)."""
+def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> DetectorFile:
+    """The detector a weights file holds, ready for evaluation (see the module docstring).
+    An exported file (.onnx, .torchscript; yolo_core.deploy) gives its runtime's callable
+    (source 'onnx' or 'torchscript', meta: its input shape and whether it is dynamic),
+    bound to `device`; a checkpoint's model is on the CPU (move it with .to)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {str(path)!r} not found")
+    if path.suffix in (".onnx", ".torchscript"):
+        from ..deploy.runtime import load_exported  # lazy: onnxruntime only when asked for
+
+        exported = load_exported(path, device)
+        m = exported.meta
+        return DetectorFile(exported, list(m["names"]), m["format"], m["model_name"], m.get("model_kwargs") or {},
+                            {k: m[k] for k in ("imgsz", "batch_size", "dynamic", "half", "weights_sha256")})
     check_checkpoint_file(path, "give an intact weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
