@@ -1,4 +1,4 @@
-# make setup | test | train | val | export | sweep | tune | bench      (ARGS="..." passes Hydra overrides)
+# make setup | test | train | val | detect | export | sweep | tune | bench      (ARGS="..." passes Hydra overrides)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # torch is pinned here only where the machine caps it (see README); elsewhere pip picks.
 TORCH_PIN ?= $(shell $(PYTHON) -c "import os;print('torch==2.14.1 torchvision==0.29.1' if os.path.exists('/etc/xdg/pip/constraints.txt') else '')")
 
-.PHONY: setup test test-fast train val export sweep tune bench clean
+.PHONY: setup test test-fast train val detect export sweep tune bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ train: setup
 # evaluate a weights file: ARGS="weights=outputs/train/<run>/checkpoints/best.pt" (conf_tools/val.yaml)
 val: setup
 	@$(RUN) $(PY) -m experiments.val $(ARGS)
+
+# boxes on images and videos: ARGS="weights=<best.pt> source=<file|folder|glob>" (conf_tools/detect.yaml)
+detect: setup
+	@$(RUN) $(PY) -m experiments.detect $(ARGS)
 
 # ONNX / TorchScript: ARGS="weights=<best.pt> format=onnx dynamic=true" (conf_tools/export.yaml)
 export: setup
