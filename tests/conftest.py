@@ -127,3 +127,13 @@ def ref(request) -> Reference:
     if request.param == "yolov5n":
         return request.getfixturevalue("yolov5n_ref")
     return _yolov5s(request.getfixturevalue("yolov5s_reference_dir"))
+
+
+@pytest.fixture(scope="session")
+def embedded_set_256(tmp_path_factory) -> Path:
+    """The embedded set at its default size (256 train, 64 val): the data the official
+    checkpoint and numbers of tests/reference (yolov5n_official_synth_best.pt,
+    official_val_synth.json, official_detect/) were made on. Its yaml."""
+    from yolo_core.data import ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset(tmp_path_factory.mktemp("embedded") / "set256", n_train=256, n_val=64)

@@ -118,3 +118,31 @@ def test_the_command_detects_and_refuses(media: Path, tmp_path: Path) -> None:
     assert "skipped" in proc.stdout + proc.stderr and "broken.jpg" in proc.stdout + proc.stderr  # the warning names it
     proc = cli(f"weights={WEIGHTS}", f"source={tmp_path / 'nowhere'}")
     assert proc.returncode == 2 and "no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("imgsz, conf", [(96, 0.25), (128, 0.1)])
+def test_the_label_files_are_official_detect_pys(embedded_set_256: Path, tmp_path: Path, imgsz: int,
+                                                 conf: float) -> None:
+    """The official v7.0 detect.py --save-txt --save-conf (unfused; tests/reference/README.md) on
+    29 images of the embedded set and a 5-frame video: the same files, lines, classes and
+    boxes; confidences within the last printed digit."""
+    ref = REPO / "tests" / "reference" / "official_detect"
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(1, 30):
+        shutil.copy(embedded_set_256.parent / "images" / "val" / f"{i:06d}.png", src)
+    shutil.copy(ref / "clip.mp4", src)
+    out = tmp_path / "out"
+    detect(DetectConfig(weights=str(WEIGHTS), source=str(src), imgsz=imgsz, conf_thres=conf, save_txt=True,
+                        save_img=False, out_dir=str(out), progress=False))
+    want_dir = ref / f"s{imgsz}"
+    assert sorted(p.name for p in (out / "labels").iterdir()) == sorted(p.name for p in want_dir.iterdir())
+    n = 0
+    for f in want_dir.iterdir():
+        got = [list(map(float, ln.split())) for ln in (out / "labels" / f.name).read_text().splitlines()]
+        want = [list(map(float, ln.split())) for ln in f.read_text().splitlines()]
+        assert len(got) == len(want), f.name
+        for g, w in zip(got, want):
+            assert g[:5] == pytest.approx(w[:5], abs=1e-6) and g[5] == pytest.approx(w[5], abs=2e-6), f.name
+            n += 1
+    assert n == {96: 89, 128: 748}[imgsz]

@@ -60,10 +60,10 @@ def test_the_exported_model_computes_what_pytorch_does(tmp_path: Path, name: str
             exported(torch.rand(1, 3, 64, 64))
 
 
-def test_a_dynamic_onnx_file_evaluates_as_its_checkpoint(tmp_path: Path) -> None:
+def test_a_dynamic_onnx_file_evaluates_as_its_checkpoint(tmp_path: Path, embedded_set_256: Path) -> None:
     """The official trained yolov5n: the same mAPs (COCO's and YOLOv5's) from ONNX Runtime as from
     PyTorch; P and R (read at the best-F1 confidence) move by ~1e-6, as with Conv+BN fusion."""
-    data = ensure_synthetic_dataset(tmp_path / "synth256", n_train=256, n_val=64)
+    data = embedded_set_256
     onnx_file = export(ExportConfig(weights=str(OFFICIAL), imgsz=96, dynamic=True, out=str(tmp_path / "m.onnx"))).path
     common = dict(data=str(data), imgsz=96, batch_size=32, workers=0, verbose=False)
     a = val(ValConfig(weights=str(OFFICIAL), out_dir=str(tmp_path / "pt"), **common)).metrics

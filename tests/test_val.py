@@ -141,12 +141,13 @@ def official_synth() -> dict:
 
 
 @pytest.mark.parametrize("setting", ["imgsz96_bs32_iou0.6", "imgsz128_bs8_iou0.65"])
-def test_an_official_checkpoint_scores_what_official_val_py_printed(tmp_path_factory, official_synth, setting) -> None:
+def test_an_official_checkpoint_scores_what_official_val_py_printed(tmp_path_factory, official_synth, setting,
+                                                                    embedded_set_256) -> None:
     """The official v7.0 val.py's own numbers (tests/reference/README.md) for an official best.pt
     that learned something (mAP50-95 ~0.1): equal to its unfused run to float64 rounding."""
     ref = official_synth["settings"][f"{setting}_unfused"]
     fused = official_synth["settings"][f"{setting}_fused"]
-    data = ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "synth256", n_train=256, n_val=64)
+    data = embedded_set_256
     out = tmp_path_factory.mktemp("official_val")
     result = val(ValConfig(weights=str(REPO / "tests" / "reference" / "yolov5n_official_synth_best.pt"),
                            data=str(data), imgsz=ref["imgsz"], batch_size=ref["batch_size"],

@@ -7,13 +7,13 @@ As the official: one image at a time, letterboxed to imgsz with the least paddin
 keeps the stride (a fixed-shape exported file: padded to its square), NMS at conf 0.25 /
 IoU 0.45 / 1000 boxes (single label per box), boxes scaled back to the original pixels.
 Writes into out_dir: each image with its boxes drawn (a video: an .mp4 of its frames),
-labels/<stem>.txt (save_txt: `class x y w h conf`, normalised to the original image; a
-video's frames as <stem>_<frame>.txt) and detections.json (every detection of every
+labels/<stem>.txt (save_txt: `class x y w h conf`, normalised to the original image, in
+ascending confidence, none for an image without detections; a video's frames as
+<stem>_<frame>.txt counted from 1: detect.py's files) and detections.json (every detection of every
 file, in original pixels).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -118,11 +118,11 @@ class _Outputs:
 
     def add(self, item: MediaItem, det: np.ndarray) -> None:
         h, w = item.image.shape[:2]
-        stem = item.path.stem if not item.is_video else f"{item.path.stem}_{item.frame}"
+        stem = item.path.stem if not item.is_video else f"{item.path.stem}_{item.frame + 1}"  # detect.py counts from 1
         self.records.append({"file": str(item.path), "frame": item.frame, "width": w, "height": h, "detections": [
             {"class_id": int(c), "class": self.names[int(c)], "confidence": round(float(s), 5),
              "xyxy": [round(float(v), 2) for v in box]} for *box, s, c in det.tolist()]})
-        if self.cfg.save_txt:
+        if self.cfg.save_txt and len(det):  # as detect.py: no file for an image without detections
             self._write_txt(self.dir / "labels" / f"{stem}.txt", det, w, h)
         if self.cfg.save_img:
             drawn = draw_detections(item.image, det[:, :4], det[:, 5], self.names, det[:, 4])
@@ -133,7 +133,7 @@ class _Outputs:
 
     def _write_txt(self, path: Path, det: np.ndarray, w: int, h: int) -> None:
         lines = []
-        for x1, y1, x2, y2, conf, c in det.tolist():
+        for x1, y1, x2, y2, conf, c in det[::-1].tolist():  # detect.py's order: ascending confidence
             row = [int(c), (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h]
             if self.cfg.save_conf:
                 row.append(conf)
