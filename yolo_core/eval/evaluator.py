@@ -11,6 +11,7 @@ import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from .boxes import clip_boxes, scale_boxes
 from .coco import coco_evaluate, records_to_coco_gt
 from .metrics import IOU_THRESHOLDS, APResult, ap_per_class, match_predictions, yolo_metrics
 from .nms import non_max_suppression
+
+if TYPE_CHECKING:
+    from ..plots import EvalPlots
 
 Batch = tuple[torch.Tensor, torch.Tensor, Sequence[int], Sequence]
 
@@ -72,7 +76,7 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
              conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
              device: str | torch.device | None = None, half: bool = False,
              loss_fn: Callable | None = None, coco_backend: str = "pycocotools",
-             gt: str | dict | None = None, coco: bool = True) -> EvalResult:
+             gt: str | dict | None = None, coco: bool = True, plots: "EvalPlots | None" = None) -> EvalResult:
     """Evaluate `model` on the batches of `loader` over `split`.
 
     Batches are (imgs uint8 (B,3,H,W), targets (N,6) [img, cls, x, y, w, h] normalised to the
@@ -83,7 +87,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
     else a COCO dict built from the records. The model's training mode is restored.
     coco=False skips the COCO-format predictions, COCOeval and per_class (metrics then hold
     only YOLOv5's four, predictions is empty): per-epoch validation needs only those, and
-    on COCO val the COCO part costs as much as the forward passes.
+    on COCO val the COCO part costs as much as the forward passes. plots (yolo_core.plots.EvalPlots)
+    is handed each batch and each image's detections and labels, for the pictures.
     """
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else _model_device(model)
@@ -100,6 +105,7 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
         stats, predictions, image_ids, losses, n_batches = [], [], [], None, 0
         for imgs, targets, indices, shapes in loader:
             t = clock()
+            imgs_u8 = imgs
             imgs = imgs.to(device, non_blocking=True)
             imgs = (imgs.half() if half else imgs.float()) / 255
             height, width = imgs.shape[2:]
@@ -113,6 +119,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
             t = clock()
             dets = non_max_suppression(preds, conf_thres, iou_thres, multi_label=True, max_det=max_det)
             clock.lap("nms", t)
+            if plots is not None:
+                plots.batch(imgs_u8[:len(indices)], targets, dets[:len(indices)])
             for det, index, shape in zip(dets, indices, shapes):
                 rec = split.records[int(index)]
                 (h0, w0), ratio_pad = shape
@@ -120,6 +128,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
                 predn = det.clone()
                 scale_boxes((height, width), predn[:, :4], (h0, w0), ratio_pad)
                 correct = match_predictions(predn, labels, IOU_THRESHOLDS.to(det.device))
+                if plots is not None:
+                    plots.image(predn, labels)
                 stats.append((correct.cpu(), det[:, 4].cpu(), det[:, 5].cpu(), labels[:, 0].cpu()))
                 if coco:
                     predictions += _coco_json(predn.cpu(), int(rec.image_id), split.category_ids)

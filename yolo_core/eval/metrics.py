@@ -60,6 +60,10 @@ class APResult:
     fp: np.ndarray
     conf: float  # the confidence at which p, r and f1 are read
     pr_curve: np.ndarray | None = None
+    # (nc, 1000) P, R and F1 at each confidence of CONF_GRID (the official F1/P/R_curve.png)
+    p_curve: np.ndarray | None = None
+    r_curve: np.ndarray | None = None
+    f1_curve: np.ndarray | None = None
 
     @property
     def ap50(self) -> np.ndarray:
@@ -91,6 +95,7 @@ def smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
 
 
 PR_RECALL = np.linspace(0, 1, 101)  # COCO's recall grid; AP is the trapezoid integral over it
+CONF_GRID = np.linspace(0, 1, 1000)  # the official px: confidences at which P, R and F1 are read
 
 
 def compute_ap(recall: np.ndarray, precision: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -119,7 +124,7 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
 
     unique_classes, nt = np.unique(target_cls, return_counts=True)
     nc = unique_classes.shape[0]
-    px = np.linspace(0, 1, 1000)
+    px = CONF_GRID
     ap, p, r = np.zeros((nc, tp.shape[1])), np.zeros((nc, 1000)), np.zeros((nc, 1000))
     pr_curve = np.zeros((nc, len(PR_RECALL)))
     for ci, c in enumerate(unique_classes):
@@ -141,11 +146,12 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_
 
     f1 = 2 * p * r / (p + r + eps)
     i = int(smooth(f1.mean(0), 0.1).argmax()) if nc else 0
+    curves = dict(p_curve=p, r_curve=r, f1_curve=f1)
     p, r, f1 = p[:, i], r[:, i], f1[:, i]
     tp_n = (r * nt).round()
     fp_n = (tp_n / (p + eps) - tp_n).round()
     return APResult(classes=unique_classes.astype(int), p=p, r=r, f1=f1, ap=ap, tp=tp_n, fp=fp_n,
-                    conf=float(px[i]), pr_curve=pr_curve)
+                    conf=float(px[i]), pr_curve=pr_curve, **curves)
 
 
 def yolo_metrics(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,

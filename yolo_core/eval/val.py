@@ -25,21 +25,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data.loader import build_dataloader
 from ..data.dataset import YOLODataset
-from ..data.records import DatasetSplit, DetectionDataset
+from ..data.records import DetectionDataset
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset, synthetic_params
 from ..models.detector_file import DetectorFile, load_detector
+from ..plots import EvalPlots, write_eval_plots
 from ..train.atomic import atomic_write_json, atomic_write_text
 from ..train.config import ConfigError
 from ..train.identity import dataset_digest, file_digest
 from ..train.run_files import SUMMARY_METRICS, clean_metric
-from .coco import BACKENDS, COCO_STAT_NAMES
+from .coco import BACKENDS
 from .evaluator import EvalResult, evaluate
+from .tables import format_coco, format_table, per_class_rows
 
 LOG = logging.getLogger("yolo_core.val")
 
@@ -73,6 +74,7 @@ class ValConfig:
     workers: int = 4
     out_dir: str = "runs/val"
     verbose: bool = True                    # print val.py's table and the COCO stats
+    plots: bool = True                      # confusion matrix, PR/F1/P/R curves, val_batch0 mosaics
 
 
 @dataclass
@@ -217,45 +219,6 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def per_class_rows(result: EvalResult, split: DatasetSplit, names: list[str]) -> list[dict[str, Any]]:
-    """val.py's table: all, then one row per class with labels. images counts the images
-    holding that class (val.py v7.0 repeats the total in every row)."""
-    images = np.zeros(len(names), dtype=int)
-    instances = np.zeros(len(names), dtype=int)
-    for rec in split.records:
-        cls = np.asarray(rec.labels, dtype=np.float64).reshape(-1, 5)[:, 0].astype(int)
-        instances += np.bincount(cls, minlength=len(names))[:len(names)]
-        images[np.unique(cls)] += 1
-    m = result.metrics
-    rows = [{"class": "all", "images": len(split.records), "instances": int(instances.sum()),
-             "precision": m["precision"], "recall": m["recall"], "map50_yolo": m["map50_yolo"],
-             "map_yolo": m["map_yolo"]}]
-    pc = result.per_class
-    if pc is not None:
-        for i, c in enumerate(pc.classes):
-            rows.append({"class": names[int(c)], "images": int(images[c]), "instances": int(instances[c]),
-                         "precision": float(pc.p[i]), "recall": float(pc.r[i]),
-                         "map50_yolo": float(pc.ap50[i]), "map_yolo": float(pc.ap[i].mean())})
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'Class':>22}{'Images':>11}{'Instances':>11}{'P':>11}{'R':>11}{'mAP50':>11}{'mAP50-95':>11}"
-    lines = [head + "   (YOLOv5's metrics)"]
-    for r in rows:
-        lines.append(f"{r['class']:>22}{r['images']:>11}{r['instances']:>11}{r['precision']:>11.3g}"
-                     f"{r['recall']:>11.3g}{r['map50_yolo']:>11.3g}{r['map_yolo']:>11.3g}")
-    return "\n".join(lines)
-
-
-def format_coco(metrics: dict[str, Any]) -> str:
-    def f(k: str) -> str:
-        v = metrics.get(k)
-        return "n/a" if v is None else f"{v:.3f}"
-    return ("COCO (pycocotools): " + ", ".join(f"{k} {f(k)}" for k in COCO_STAT_NAMES[:6]) + "\n"
-            + "                    " + ", ".join(f"{k} {f(k)}" for k in COCO_STAT_NAMES[6:]))
-
-
 def _write_per_class(rows: list[dict[str, Any]], path: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -291,9 +254,10 @@ def val(cfg: ValConfig) -> ValResult:
     split = replace(split, records=dataset.records)  # rect batches reorder the records
     loader = build_dataloader(dataset, bs, shuffle=False, workers=min(cfg.workers, bs, os.cpu_count() or 1))
     model = detector.model.to(device) if isinstance(detector.model, torch.nn.Module) else detector.model
+    plots = EvalPlots(detector.nc) if cfg.plots else None
     result = evaluate(model, _padded(loader, bs) if not rect else loader, split, conf_thres=settings["conf_thres"],
                       iou_thres=settings["iou_thres"], max_det=settings["max_det"], device=device,
-                      half=cfg.half, coco_backend=settings["coco_backend"])
+                      half=cfg.half, coco_backend=settings["coco_backend"], plots=plots)
     if split.skipped:  # at loading, and undecodable images found during the pass (scored as blank)
         notes.append(f"{split.name} split: skipped {split.skipped}")
         LOG.warning(notes[-1])
@@ -305,6 +269,8 @@ def val(cfg: ValConfig) -> ValResult:
     public = {k: v for k, v in settings.items() if not k.startswith("_")}
     atomic_write_json(result.predictions, out / "predictions.json")
     _write_per_class(rows, out / "per_class.csv")
+    if plots is not None:
+        write_eval_plots(plots, result.per_class, detector.names, out)
     atomic_write_json({
         "metrics": metrics, "metric_definitions": METRIC_DEFINITIONS,
         "weights": {"path": str(Path(cfg.weights).resolve()), **file_digest(cfg.weights), "source": detector.source,
@@ -317,7 +283,7 @@ def val(cfg: ValConfig) -> ValResult:
     }, out / "metrics.json")
     if cfg.verbose:
         print(format_table(rows))
-        print(format_coco(metrics))
+        print(format_coco(metrics, settings["coco_backend"]))
         sp = result.speed_ms
         print(f"Speed: {sp['preprocess']:.1f}ms pre-process, {sp['inference']:.1f}ms inference, {sp['nms']:.1f}ms NMS "
               f"per image at shape ({bs}, 3, {settings['imgsz']}, {settings['imgsz']})")

@@ -1,5 +1,5 @@
-"""Inference on images and videos: YOLOv5's detect.py without Hydra (detect.py), its media
-sources (sources.py) and the drawing of boxes (draw.py, through supervision)."""
+"""Inference on images and videos: YOLOv5's detect.py without Hydra (detect.py) and its media
+sources (sources.py); boxes are drawn by yolo_core.plots.draw."""
 from .detect import DetectConfig, DetectResult, detect
 from .sources import MediaItem, iter_media, list_media
 

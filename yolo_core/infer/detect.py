@@ -31,7 +31,7 @@ from ..eval.nms import non_max_suppression
 from ..models.detector_file import DetectorFile, load_detector
 from ..train.atomic import atomic_write_json
 from ..train.config import ConfigError
-from .draw import draw_detections
+from ..plots.draw import draw_detections
 from .sources import MediaItem, iter_media, list_media
 
 LOG = logging.getLogger("yolo_core.detect")

@@ -104,6 +104,7 @@ class TrainConfig:
     max_det: int = 300
     val_batch_size: int | None = None            # None: 2 x batch_size
     coco_backend: str = "pycocotools"
+    plots: bool = True                           # results.png, confusion matrix, curves, labels.jpg, mosaics
     # input checks
     max_image_pixels: int | None = 89_478_485    # images with more pixels are skipped as corrupt_image
                                                  # (decompression bombs); PIL's MAX_IMAGE_PIXELS; null: no limit

@@ -26,8 +26,8 @@ from .config import TrainConfig
 
 # TrainConfig fields that cannot change a number: output place, run label, report labels,
 # loader processes (augmentation is a function of (seed, epoch, image), whatever the
-# workers), whether to resume, the failure threshold for non-finite steps.
-NOT_IDENTITY = ("out_dir", "run_name", "axes", "workers", "resume", "max_nonfinite_steps")
+# workers), whether to resume, the failure threshold for non-finite steps, the pictures.
+NOT_IDENTITY = ("out_dir", "run_name", "axes", "workers", "resume", "max_nonfinite_steps", "plots")
 
 
 def file_digest(path: str | os.PathLike) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
 from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import PR_RECALL, fitness
+from ..eval.tables import format_coco, format_table, per_class_rows
+from ..plots import EvalPlots, draw_safely, plot_labels, plot_results, write_eval_plots
 from ..loggers import RunLogger
 from ..loss import YOLOv5Loss, scale_loss_gains
 from ..models import build_model, model_facts
@@ -230,7 +232,8 @@ class Trainer:
         LOG.info("resumed from %s at epoch %d", last, self.state.start_epoch)
 
     # ------------------------------------------------------------------ loop
-    def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool) -> EvalResult:
+    def _validate(self, model: torch.nn.Module, iou_thres: float, coco: bool,
+                  plots: EvalPlots | None = None) -> EvalResult:
         """coco=False for the per-epoch validation: results.csv, fitness and best.pt use only
         YOLOv5's metrics, so COCOeval runs once, in the final evaluation."""
         # with DDP the other ranks wait in a collective: rank 0 must not leave on its own
@@ -238,7 +241,7 @@ class Trainer:
         return evaluate(model, batches, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
-                        coco_backend=self.cfg.coco_backend, coco=coco)
+                        coco_backend=self.cfg.coco_backend, coco=coco, plots=plots)
 
     def _epoch_row(self, epoch: int, stats: EpochStats, result: EvalResult, seconds: float) -> dict[str, Any]:
         m, mloss = result.metrics, stats.mloss
@@ -541,7 +544,8 @@ class Trainer:
         model = self.ema.ema if self.ema else self.model
         model.load_state_dict(best["model"])
         iou = cfg.final_iou(coco80=bool(self.data.val.coco_json) and self.data.nc == 80)
-        result = self._validate(model, iou, coco=True)
+        plots = EvalPlots(self.data.nc) if cfg.plots else None
+        result = self._validate(model, iou, coco=True, plots=plots)
         atomic_write_json(result.predictions, self.run_dir / "predictions.json")
         if result.per_class is not None:
             pc = result.per_class
@@ -552,7 +556,22 @@ class Trainer:
                                       "map50_yolo": clean_metric(result.metrics.get("map50_yolo")),
                                       "map_yolo": clean_metric(result.metrics.get("map_yolo")),
                                       "n_predictions": len(result.predictions)}
+        if plots is not None:
+            self._write_plots(plots, result)
+        table = format_table(per_class_rows(result, self.val_split, self.data.names))
+        LOG.info("final evaluation of best.pt (epoch %s, IoU %s):\n%s\n%s", best.get("epoch"), iou, table,
+                 format_coco(result.metrics, cfg.coco_backend))
+        LOG.info("results saved to %s (weights in %s)", self.run_dir, self.ckpt_dir)
         self.logger.log_final(self.summary, str(self.run_dir))
+
+    def _write_plots(self, plots: EvalPlots, result: EvalResult) -> None:
+        """The run's pictures (docs/run_directory.md); each failure only a warning."""
+        run, names = self.run_dir, self.data.names
+        draw_safely("results.png", lambda: [plot_results(run / "results.csv", run / "results.png") or
+                                            run / "results.png"])
+        draw_safely("labels.jpg", lambda: [plot_labels(self.data.train, names, run / "labels.jpg") or
+                                           run / "labels.jpg"])
+        write_eval_plots(plots, result.per_class, names, run)
 
 
 def train(config: TrainConfig | None = None, logger: RunLogger | None = None, **overrides: Any) -> dict[str, Any]:
