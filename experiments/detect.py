@@ -49,4 +49,4 @@ def main(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
-    exits.hydra_cli(main, "detect")
+    exits.hydra_cli(main, "detect", resumable=False)

@@ -99,8 +99,9 @@ def task(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def hydra_cli(main: Callable[[], Any], name: str) -> None:
-    """Run a @hydra.main function as a command with the statuses above."""
+def hydra_cli(main: Callable[[], Any], name: str, resumable: bool = True) -> None:
+    """Run a @hydra.main function as a command with the statuses above (resumable: whether an
+    interrupted run continues from a checkpoint when the command is run again)."""
     try:
         main()
     except SystemExit as e:
@@ -108,7 +109,7 @@ def hydra_cli(main: Callable[[], Any], name: str) -> None:
             sys.exit(EXIT_INVALID)  # Hydra could not compose the config: nothing ran
         raise
     except KeyboardInterrupt:
-        print(f"{name}: interrupted; run the same command again to resume from the last checkpoint",
-              file=sys.stderr)
+        again = "resume from the last checkpoint" if resumable else "start it over"
+        print(f"{name}: interrupted; run the same command again to {again}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK)

@@ -43,4 +43,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    exits.hydra_cli(main, "export")
+    exits.hydra_cli(main, "export", resumable=False)

@@ -45,4 +45,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    exits.hydra_cli(main, "val")
+    exits.hydra_cli(main, "val", resumable=False)

@@ -57,7 +57,7 @@ def test_every_file_is_drawn_labelled_and_listed(media: Path, tmp_path: Path) ->
         assert (drawn != original).any() == bool(r["detections"])  # boxes drawn where there are detections
         lines = (out / "labels" / f"{Path(name).stem}.txt").read_text().splitlines()
         assert len(lines) == len(r["detections"])
-        for line, d in zip(lines, r["detections"]):
+        for line, d in zip(lines, reversed(r["detections"])):  # detect.py's txt: ascending confidence
             c, x, y, w, h, conf = map(float, line.split())
             x1, y1, x2, y2 = d["xyxy"]
             assert int(c) == d["class_id"] and conf == pytest.approx(d["confidence"], abs=1e-5)

@@ -211,8 +211,8 @@ class FitnessSequence(Trainer):
         super().__init__(config, logger)
         self.values = values
 
-    def _validate(self, model, iou_thres, coco):
-        result = super()._validate(model, iou_thres, coco)
+    def _validate(self, model, iou_thres, coco, **kwargs):
+        result = super()._validate(model, iou_thres, coco, **kwargs)
         if not coco:
             v = self.values[len(self.state.rows)]
             result.metrics.update(map50_yolo=v, map_yolo=v)

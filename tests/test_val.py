@@ -103,6 +103,30 @@ def test_weights_of_other_classes_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_whose_dataset_is_gone_asks_for_one(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "moved"
+    shutil.copytree(trained, run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["data_source"] = str(tmp_path / "deleted" / "data.yaml")
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ConfigError, match=r"the dataset of the run .* is not there any more: give data="):
+        val(ValConfig(weights=str(run / "checkpoints" / "best.pt"), out_dir=str(tmp_path / "out")))
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    import torch
+
+    from yolo_core.models.checkpoint import CheckpointError
+
+    data = ensure_synthetic_dataset(tmp_path / "set", n_train=2, n_val=2)
+    bare = tmp_path / "state_dict.pt"
+    torch.save({"w": torch.zeros(2)}, bare)  # weights without the model's name and classes
+    with pytest.raises(CheckpointError, match="state_dict.pt: neither a checkpoint of this project"):
+        val(ValConfig(weights=str(bare), data=str(data), out_dir=str(tmp_path / "out"), workers=0))
+
+
 def test_weights_outside_a_run_need_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="data is not set"):
         val(ValConfig(weights=str(OFFICIAL), out_dir=str(tmp_path / "out")))
@@ -127,6 +151,7 @@ def test_the_command_evaluates_and_says_where(trained: Path, tmp_path: Path) -> 
     ([f"weights={OFFICIAL}", "data=synthetic"], "80 classes that are not this dataset's 3"),
     ([f"weights={OFFICIAL}", "data=synthetic", "imgsz=100"], "imgsz=100 must be a positive multiple of 32"),
     (["data=synthetic"], "weights"),  # mandatory
+    ([f"weights={REPO / 'README.md'}", "data=synthetic"], "neither a checkpoint of this project"),
 ])
 def test_the_command_refuses_with_exit_2(tmp_path: Path, overrides: list[str], says: str) -> None:
     proc = _cli(tmp_path, *overrides)

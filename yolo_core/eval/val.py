@@ -148,6 +148,9 @@ def resolve_settings(cfg: ValConfig) -> tuple[dict[str, Any], list[str], Path | 
     else:
         settings.pop("synthetic", None)
     settings.update(split=cfg.split, half=cfg.half, device=cfg.device)
+    if "data" in taken and settings["data"] != "synthetic" and not Path(settings["data"]).is_file():
+        raise ConfigError(f"val: the dataset of the run {run}, {settings['data']!r} (summary.json's data_source), "
+                          f"is not there any more: give data=<dataset yaml>")
     _check(settings)
     settings["_run_data_digest"] = from_the_run.get("_data_digest") if "data" in taken else None
     settings["_max_image_pixels"] = from_the_run.get("_max_image_pixels", 89_478_485)
@@ -239,8 +242,9 @@ def val(cfg: ValConfig) -> ValResult:
     data = load_dataset(spec, max_image_pixels=settings["_max_image_pixels"])
     check_names(detector, data, cfg.weights)
     notes = []
-    if settings["_run_data_digest"] and dataset_digest(data) != settings["_run_data_digest"]:
-        notes.append(f"the dataset changed since the run was trained (digest {dataset_digest(data)}, the run's "
+    digest = dataset_digest(data)
+    if settings["_run_data_digest"] and digest != settings["_run_data_digest"]:
+        notes.append(f"the dataset changed since the run was trained (digest {digest}, the run's "
                      f"{settings['_run_data_digest']}): the metrics are not the run's")
         LOG.warning(notes[-1])
     if not rect:
@@ -277,7 +281,7 @@ def val(cfg: ValConfig) -> ValResult:
                     "model": detector.model_name, "model_kwargs": detector.model_kwargs, **detector.meta},
         "run_dir": str(run) if run else None, "settings": public, "settings_from_run": taken,
         "data": {"name": data.name, "split": split.name, "images": result.n_images,
-                 "digest": dataset_digest(data), "skipped": split.skipped},
+                 "digest": digest, "skipped": split.skipped},
         "speed_ms_per_image": {k: round(v, 3) for k, v in result.speed_ms.items()},
         "device": str(device), "n_predictions": len(result.predictions), "notes": notes,
     }, out / "metrics.json")

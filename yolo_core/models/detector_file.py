@@ -117,9 +117,14 @@ def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -
         weights = ema["ema"] if isinstance(ema, dict) and isinstance(ema.get("ema"), dict) else state["model"]
         weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     else:
-        name, kwargs, names, meta = _official_spec(path)
+        try:
+            name, kwargs, names, meta = _official_spec(path)
+            weights = load_checkpoint_weights(path)  # 'ema' before 'model', fp32, this project's keys
+        except Exception as e:  # noqa: BLE001 - a bare state dict, a damaged or hostile pickle, another format
+            raise CheckpointError(f"{path}: neither a checkpoint of this project (model_name, nc and names beside "
+                                  f"the weights: best.pt, last.pt) nor an official YOLOv5 checkpoint "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         source = "official"
-        weights = load_checkpoint_weights(path)  # 'ema' before 'model', fp32, this project's keys
     model = build_model(name, nc=len(names), **kwargs)
     try:
         model.load_state_dict(weights, strict=True)
