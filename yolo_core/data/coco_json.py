@@ -144,7 +144,8 @@ def load_coco_split(name: str, json_path: str | Path, image_dir: str | Path, *, 
     order = list(images)
     paths = [_image_path(image_dir, images[i]) for i in order]
     records = []
-    for iid, path, res in zip(order, paths, scan_map(partial(_check, max_pixels=max_pixels, decode=decode), paths, workers)):
+    for iid, path, res in zip(order, paths, scan_map(partial(_check, max_pixels=max_pixels, decode=decode), paths, workers,
+                                                   desc=f"checking {name} images")):
         im = images[iid]
         if isinstance(res, tuple) and res[0] == "skip":
             skips.add(res[1], path, res[2])

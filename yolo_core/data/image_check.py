@@ -124,7 +124,18 @@ def _apply_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
 
 
 def scan_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 256,
-             min_items: int = 2048) -> Iterator[R]:
+             min_items: int = 2048, desc: str | None = None) -> Iterator[R]:
+    """_parallel_map (below) with a tqdm bar named `desc` on a terminal (none in logs and tests)."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), desc=desc, unit="file", disable=None if desc else True, mininterval=1) as bar:
+        for result in _parallel_map(fn, items, workers, chunk, min_items):
+            bar.update(1)
+            yield result
+
+
+def _parallel_map(fn: Callable[[T], R], items: list[T], workers: int, chunk: int = 256,
+                  min_items: int = 2048) -> Iterator[R]:
     """Ordered parallel map for dataset scans: processes, one per core (up to `workers`).
 
     Checking an image header and parsing a label file is Python work that holds the GIL

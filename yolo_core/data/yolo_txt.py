@@ -218,7 +218,7 @@ def load_yolo_split(name: str, image_paths: list[str], names: list[str], categor
     if results is None:
         # map yields in input order, so the first config error raised is deterministic
         scan = partial(_scan_one, nc=nc, max_pixels=max_pixels, decode=decode)
-        results = list(scan_map(scan, image_paths, workers))
+        results = list(scan_map(scan, image_paths, workers, desc=f"indexing {name}"))
         if cache and image_paths:
             save_index(label_paths, key, results)
     kept: list[tuple[str, np.ndarray, int, int]] = []

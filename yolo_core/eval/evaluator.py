@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..data.records import DatasetSplit, ImageRecord
 from ..data.augment import xywhn2xyxy
@@ -76,7 +77,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
              conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
              device: str | torch.device | None = None, half: bool = False,
              loss_fn: Callable | None = None, coco_backend: str = "pycocotools",
-             gt: str | dict | None = None, coco: bool = True, plots: "EvalPlots | None" = None) -> EvalResult:
+             gt: str | dict | None = None, coco: bool = True, plots: "EvalPlots | None" = None,
+             progress: str | None = None) -> EvalResult:
     """Evaluate `model` on the batches of `loader` over `split`.
 
     Batches are (imgs uint8 (B,3,H,W), targets (N,6) [img, cls, x, y, w, h] normalised to the
@@ -88,7 +90,8 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
     coco=False skips the COCO-format predictions, COCOeval and per_class (metrics then hold
     only YOLOv5's four, predictions is empty): per-epoch validation needs only those, and
     on COCO val the COCO part costs as much as the forward passes. plots (yolo_core.plots.EvalPlots)
-    is handed each batch and each image's detections and labels, for the pictures.
+    is handed each batch and each image's detections and labels, for the pictures. progress:
+    the name of a tqdm bar over the batches, shown on a terminal only.
     """
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else _model_device(model)
@@ -103,7 +106,9 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
     clock = _Clock(device)
     try:
         stats, predictions, image_ids, losses, n_batches = [], [], [], None, 0
-        for imgs, targets, indices, shapes in loader:
+        total = len(loader) if hasattr(loader, "__len__") else None
+        bar = tqdm(loader, desc=progress, total=total, unit="batch", disable=None if progress else True, leave=False)
+        for imgs, targets, indices, shapes in bar:
             t = clock()
             imgs_u8 = imgs
             imgs = imgs.to(device, non_blocking=True)

@@ -261,7 +261,7 @@ def val(cfg: ValConfig) -> ValResult:
     plots = EvalPlots(detector.nc) if cfg.plots else None
     result = evaluate(model, _padded(loader, bs) if not rect else loader, split, conf_thres=settings["conf_thres"],
                       iou_thres=settings["iou_thres"], max_det=settings["max_det"], device=device,
-                      half=cfg.half, coco_backend=settings["coco_backend"], plots=plots)
+                      half=cfg.half, coco_backend=settings["coco_backend"], plots=plots, progress="val")
     if split.skipped:  # at loading, and undecodable images found during the pass (scored as blank)
         notes.append(f"{split.name} split: skipped {split.skipped}")
         LOG.warning(notes[-1])

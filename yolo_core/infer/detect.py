@@ -53,7 +53,7 @@ class DetectConfig:
     save_txt: bool = False                # labels/<stem>.txt
     save_conf: bool = True                # the confidence as the txt's last column
     out_dir: str = "runs/detect"
-    progress: bool = True                 # a tqdm bar over the files
+    progress: bool = True                 # a tqdm bar over the files (on a terminal)
 
 
 @dataclass
@@ -177,7 +177,7 @@ def detect(cfg: DetectConfig) -> DetectResult:
     times = {"preprocess": 0.0, "inference": 0.0, "nms": 0.0}
     n_images = n_det = 0
     try:
-        for f in tqdm(files, desc="detect", unit="file", disable=not cfg.progress):
+        for f in tqdm(files, desc="detect", unit="file", disable=None if cfg.progress else True):  # a terminal only
             for item in iter_media([f], skipped):
                 t0 = time.perf_counter()
                 im, _, _ = letterbox(item.image, imgsz, auto=auto, stride=32)

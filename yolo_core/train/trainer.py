@@ -241,7 +241,8 @@ class Trainer:
         return evaluate(model, batches, self.val_split, gt=self.val_gt, conf_thres=self.cfg.conf_thres,
                         iou_thres=iou_thres, max_det=self.cfg.max_det, device=self.device,
                         half=self.amp and self.amp_dtype == torch.float16, loss_fn=self.loss_fn,
-                        coco_backend=self.cfg.coco_backend, coco=coco, plots=plots)
+                        coco_backend=self.cfg.coco_backend, coco=coco, plots=plots,
+                        progress="final evaluation of best.pt" if coco else "val")
 
     def _epoch_row(self, epoch: int, stats: EpochStats, result: EvalResult, seconds: float) -> dict[str, Any]:
         m, mloss = result.metrics, stats.mloss
