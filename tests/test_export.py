@@ -75,12 +75,15 @@ def test_a_dynamic_onnx_file_evaluates_as_its_checkpoint(tmp_path: Path, embedde
     assert (b.metrics["precision"], b.metrics["recall"]) == pytest.approx((a["precision"], a["recall"]), abs=1e-5)
 
 
-def test_a_fixed_shape_file_is_evaluated_in_its_shape(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_fixed_shape_file_is_evaluated_in_its_shape(tmp_path: Path, fmt: str) -> None:
     data = ensure_synthetic_dataset(tmp_path / "set", n_train=4, n_val=5)
     weights = _project_checkpoint(tmp_path / "best.pt", "yolov5n")
-    onnx_file = export(ExportConfig(weights=str(weights), imgsz=64, batch_size=2)).path
+    onnx_file = export(ExportConfig(weights=str(weights), format=fmt, imgsz=64, batch_size=2)).path
     result = val(ValConfig(weights=str(onnx_file), data=str(data), out_dir=str(tmp_path / "v"), workers=0,
                            conf_thres=0.0, verbose=False))
+    assert result.metrics["map50_yolo"] is not None and json.loads(
+        (tmp_path / "v" / "metrics.json").read_text())["weights"]["source"] == fmt
     assert (result.settings["imgsz"], result.settings["batch_size"]) == (64, 2)
     written = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert written["data"]["images"] == 5  # the last batch of one image padded to two, the pad dropped

@@ -77,5 +77,5 @@ def test_a_failing_plot_is_a_warning_not_a_failed_run(tmp_path: Path, monkeypatc
 def test_val_draws_every_picture(embedded_set_256: Path, tmp_path: Path, conf_thres: float) -> None:
     result = val(ValConfig(weights=str(WEIGHTS), data=str(embedded_set_256), imgsz=96, conf_thres=conf_thres,
                            out_dir=str(tmp_path), workers=0, verbose=False))
-    assert (result.eval.predictions == []) == (conf_thres == 0.99)
+    assert (result.evaluation.predictions == []) == (conf_thres == 0.99)
     _images_ok(tmp_path, EVAL_PLOTS)

@@ -26,8 +26,6 @@ class ExportedDetector:
     meta: dict[str, Any]
     _run: Any
 
-    training = False  # evaluate() restores a Module's mode; this is no Module
-
     @property
     def dynamic(self) -> bool:
         return bool(self.meta.get("dynamic"))

@@ -88,7 +88,7 @@ class ValResult:
     from_run: list[str]
     speed_ms: dict[str, float]
     out_dir: Path
-    eval: EvalResult = field(repr=False)
+    evaluation: EvalResult = field(repr=False)
 
 
 def run_directory(weights: str | os.PathLike) -> Path | None:

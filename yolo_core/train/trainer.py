@@ -568,10 +568,17 @@ class Trainer:
     def _write_plots(self, plots: EvalPlots, result: EvalResult) -> None:
         """The run's pictures (docs/run_directory.md); each failure only a warning."""
         run, names = self.run_dir, self.data.names
-        draw_safely("results.png", lambda: [plot_results(run / "results.csv", run / "results.png") or
-                                            run / "results.png"])
-        draw_safely("labels.jpg", lambda: [plot_labels(self.data.train, names, run / "labels.jpg") or
-                                           run / "labels.jpg"])
+
+        def results() -> list[Path]:
+            plot_results(run / "results.csv", run / "results.png")
+            return [run / "results.png"]
+
+        def labels() -> list[Path]:
+            plot_labels(self.data.train, names, run / "labels.jpg")
+            return [run / "labels.jpg"]
+
+        draw_safely("results.png", results)
+        draw_safely("labels.jpg", labels)
         write_eval_plots(plots, result.per_class, names, run)
 
 
