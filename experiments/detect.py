@@ -7,38 +7,26 @@ settings, source or weights).
 from __future__ import annotations
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from experiments import exits
-from experiments.schema import structured_node
+from experiments.tools import register_tool, tool_config, weights_refused
 from yolo_core.infer.detect import DetectConfig, check_config, detect
-from yolo_core.models.checkpoint import CheckpointError
-from yolo_core.train.config import ConfigError
 
-ConfigStore.instance().store(name="detect_schema", node=structured_node(DetectConfig, ("out_dir",), "DetectConf"))
-
-
-def to_detect_config(cfg: DictConfig, out_dir: str | None = None) -> DetectConfig:
-    fields = OmegaConf.to_container(cfg, resolve=True)
-    dc = DetectConfig(**fields, **({"out_dir": out_dir} if out_dir else {}))  # type: ignore[arg-type]
-    check_config(dc)
-    return dc
+register_tool("detect", DetectConfig, exclude=("out_dir",))
 
 
 def check(cfg: DictConfig) -> None:
     """The Composed callback's check (conf_tools/detect.yaml)."""
-    to_detect_config(cfg)
+    tool_config(DetectConfig, cfg, check_config)
 
 
 @hydra.main(version_base="1.3", config_path="../conf_tools", config_name="detect")
 @exits.task
 def main(cfg: DictConfig) -> int:
-    try:
-        result = detect(to_detect_config(cfg, out_dir=HydraConfig.get().runtime.output_dir))
-    except (FileNotFoundError, CheckpointError) as e:
-        raise ConfigError(f"detect: {e}") from None
+    with weights_refused("detect"):
+        result = detect(tool_config(DetectConfig, cfg, check_config, out_dir=HydraConfig.get().runtime.output_dir))
     sp = result.speed_ms
     skipped = f", {result.skipped['corrupt']} undecodable files skipped" if result.skipped else ""
     print(f"{result.images} images, {result.detections} detections{skipped}")
