@@ -77,7 +77,8 @@ def plot_map_vs_epoch(epochs: pd.DataFrame, groups: Sequence[PlotGroup], path: P
     else:
         _no_data(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="mAP@0.5:0.95 (val)", title="mAP@0.5:0.95 per epoch: mean, band = min-max over seeds")
+    ax.set(xlabel="epoch", ylabel="YOLOv5's mAP@0.5:0.95 (val, results.csv)",
+           title="YOLOv5's mAP@0.5:0.95 per epoch: mean, band = min-max over seeds")
     ax.grid(alpha=0.3)
     return _finish(fig, path)
 
@@ -114,7 +115,7 @@ def plot_ap_by_size(groups: Sequence[PlotGroup], path: Path) -> Path:
         ax.bar(x + (i - (k - 1) / 2) * width, heights, width, yerr=errs, capsize=3, color=c,
                label=f"{g.label} (n={g.n})")
     ax.set_xticks(x, list(SIZE_METRICS.values()))
-    ax.set(ylabel="AP@0.5:0.95", title="AP by object size: mean over seeds, error bar = std")
+    ax.set(ylabel="COCO AP@0.5:0.95 (best.pt)", title="COCO AP by object size: mean over seeds, error bar = std")
     if groups:
         ax.legend(fontsize=8)
     else:
@@ -154,6 +155,6 @@ def plot_pr_curves(curves: Mapping[str, pd.DataFrame], groups: Sequence[PlotGrou
     else:
         ax.text(0.5, 0.5, "no pr_curve.csv in completed runs", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-           title="PR curve at IoU 0.5, all classes (best.pt on val)")
+           title="YOLOv5's PR curve at IoU 0.5, all classes (best.pt on val)")
     ax.grid(alpha=0.3)
     return _finish(fig, path)

@@ -82,7 +82,7 @@ def _runs_section(runs: Runs, axes: Sequence[str]) -> str:
     cols = [a for a in axes if a in runs.runs.columns]
     if tables.SEED in runs.axes and tables.SEED not in cols:
         cols.append(tables.SEED)
-    headers = ["run", "status", *tables.column_titles(cols), "mAP", "mAP@0.5", "epochs", "error"]
+    headers = ["run", "status", *tables.column_titles(cols), "mAP (COCO)", "mAP@0.5 (COCO)", "epochs", "error"]
     rows = []
     rank = {s: k for k, s in enumerate(("failed", "invalid", "preempted", "running", "missing", "completed"))}
     order = sorted(runs.runs.index, key=lambda i: (rank.get(runs.runs.at[i, "status"], 0),
@@ -179,6 +179,7 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
     out = ["# Backbone comparison report", ""]
     out.append("Searched: " + ", ".join(f"`{r}`" for r in runs.roots) + ". " + _status_line(runs.runs) + ".")
     out.append(f"Baseline backbone: `{baseline}`; metric for the noise statements: `{metric}`.")
+    out.append(tables.METRIC_DEFINITIONS)
     if common:
         out.append("Common to all completed runs: "
                    + ", ".join(f"{k}={tables.fmt_value(v)}" for k, v in common.items()) + ".")

@@ -28,9 +28,14 @@ TABLE_METRICS: dict[str, str] = {
 }
 #: Rows of the headline table, in the seed project's order.
 HEADLINE_METRICS: dict[str, str] = {
-    "map": "mAP@0.5:0.95", "map50": "mAP@0.5", "precision": "Precision", "recall": "Recall",
-    "map_small": "APs", "map_medium": "APm", "map_large": "APl",
+    "map": "mAP@0.5:0.95 (COCO)", "map50": "mAP@0.5 (COCO)", "precision": "Precision (YOLOv5)",
+    "recall": "Recall (YOLOv5)", "map_small": "APs (COCO)", "map_medium": "APm (COCO)", "map_large": "APl (COCO)",
 }
+#: Whose definition each reported metric is: summary.json's mAPs are COCOeval's of best.pt's
+#: predictions; P and R are val.py's; the per-epoch curves are results.csv's (YOLOv5's).
+METRIC_DEFINITIONS = ("Metrics: mAP, mAP@0.5, mAP@0.75, APs/APm/APl are COCO's (COCOeval of best.pt's "
+                      "predictions on val); P and R are YOLOv5's (val.py's, at the best mean F1); the per-epoch "
+                      "curves and the PR curve's area are YOLOv5's mAP (results.csv, pr_curve.csv).")
 #: Axes that always name a configuration (when present), in this order.
 PRIMARY_AXES: tuple[str, ...] = ("backbone", "neck_init", "schedule", "optimizer")
 SEED = "seed"

@@ -167,15 +167,17 @@ def test_markdown_tables(report) -> None:
     assert "0.510 ± 0.014 (n=2)" in base  # APl: one seed had null
     # Headline: both pairs have 3 seeds; the tie goes to the name, cosine < linear.
     assert "| Metric | Baseline (cspdarknet_s) | ConvNeXt (convnext_tiny) |" in md
-    expected = [("mAP@0.5:0.95", "0.310 ± 0.010 (3)", "0.320 ± 0.020 (3)"),
-                ("mAP@0.5", "0.510 ± 0.010 (3)", "0.530 ± 0.030 (3)"),
-                ("Precision", "0.610 ± 0.010 (3)", "0.630 ± 0.030 (3)"),
-                ("Recall", "0.410 ± 0.010 (3)", "0.430 ± 0.030 (3)"),
-                ("APs", "0.110 ± 0.010 (3)", "0.140 ± 0.020 (3)"),
-                ("APm", "0.310 ± 0.010 (3)", "0.320 ± 0.020 (3)"),
-                ("APl", "0.510 ± 0.010 (3)", "0.500 ± 0.020 (3)")]
+    expected = [("mAP@0.5:0.95 (COCO)", "0.310 ± 0.010 (3)", "0.320 ± 0.020 (3)"),
+                ("mAP@0.5 (COCO)", "0.510 ± 0.010 (3)", "0.530 ± 0.030 (3)"),
+                ("Precision (YOLOv5)", "0.610 ± 0.010 (3)", "0.630 ± 0.030 (3)"),
+                ("Recall (YOLOv5)", "0.410 ± 0.010 (3)", "0.430 ± 0.030 (3)"),
+                ("APs (COCO)", "0.110 ± 0.010 (3)", "0.140 ± 0.020 (3)"),
+                ("APm (COCO)", "0.310 ± 0.010 (3)", "0.320 ± 0.020 (3)"),
+                ("APl (COCO)", "0.510 ± 0.010 (3)", "0.500 ± 0.020 (3)")]
     for name, b, c in expected:
         assert f"| {name} | {b} | {c} |" in md
+    # every mAP says whose definition it is
+    assert "Metrics: mAP, mAP@0.5, mAP@0.75, APs/APm/APl are COCO's" in md and "P and R are YOLOv5's" in md
     assert report.headline.strict and report.headline.other.axes["schedule"] == "cosine"
 
 
@@ -308,7 +310,7 @@ def test_headline_prefers_more_seeds_and_flags_seed_sets(tmp_path: Path) -> None
     write_run(root / "cc0", "convnext_tiny", 0, m=0.5, schedule="cosine")
     rep = build_report([root], tmp_path / "out")
     assert rep.headline.other.axes["schedule"] == "linear"  # 2 seeds a side beats 1, despite the name order
-    assert "| mAP@0.5:0.95 | 0.305 ± 0.007 (2) | 0.405 ± 0.007 (2) |" in rep.markdown
+    assert "| mAP@0.5:0.95 (COCO) | 0.305 ± 0.007 (2) | 0.405 ± 0.007 (2) |" in rep.markdown
     fair = rep.markdown.split("## Fairness")[1].split("##")[0]
     cos = next(ln for ln in fair.splitlines() if "schedule=cosine" in ln)
     assert "seeds: {0, 1} vs 0" in cos
