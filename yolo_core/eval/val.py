@@ -35,7 +35,8 @@ from ..data.synthetic import ensure_synthetic_dataset, synthetic_params
 from ..models.detector_file import DetectorFile, load_detector
 from ..plots import EvalPlots, write_eval_plots
 from ..train.atomic import atomic_write_json, atomic_write_text
-from ..train.config import ConfigError
+from ..train.config import ConfigError, TrainConfig
+from ..train.trainer import resolve_device
 from ..train.identity import dataset_digest, file_digest
 from ..train.run_files import SUMMARY_METRICS, clean_metric
 from .coco import BACKENDS
@@ -111,8 +112,8 @@ def run_settings(run: Path) -> dict[str, Any]:
     if "imgsz" in identity:
         out["imgsz"] = identity["imgsz"]
     if "batch_size" in identity:
-        world = int(identity.get("world_size") or 1)
-        out["batch_size"] = identity.get("val_batch_size") or identity["batch_size"] // world * 2
+        rule = TrainConfig(batch_size=identity["batch_size"], val_batch_size=identity.get("val_batch_size"))
+        out["batch_size"] = rule.val_batch(int(identity.get("world_size") or 1))  # the trainer's own rule
     for key, src in (("conf_thres", final.get("conf_thres", identity.get("conf_thres"))),
                      ("iou_thres", final.get("iou_thres")), ("max_det", identity.get("max_det")),
                      ("coco_backend", identity.get("coco_backend"))):
@@ -216,12 +217,6 @@ def _padded(loader, batch_size: int):
         yield imgs, targets, indices, shapes
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _write_per_class(rows: list[dict[str, Any]], path: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -235,7 +230,7 @@ def val(cfg: ValConfig) -> ValResult:
     """Evaluate cfg.weights; write metrics.json, per_class.csv and predictions.json into
     cfg.out_dir; return the numbers (see ValResult)."""
     settings, taken, run = resolve_settings(cfg)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     detector = load_detector(cfg.weights, device)
     rect = _fixed_input(detector, settings, taken, cfg)
     spec = ensure_synthetic_dataset(**settings["synthetic"]) if settings["data"] == "synthetic" else settings["data"]

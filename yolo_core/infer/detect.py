@@ -31,6 +31,7 @@ from ..eval.nms import non_max_suppression
 from ..models.detector_file import DetectorFile, load_detector
 from ..train.atomic import atomic_write_json
 from ..train.config import ConfigError
+from ..train.trainer import resolve_device
 from ..plots.draw import draw_detections
 from .sources import MediaItem, iter_media, list_media
 
@@ -153,17 +154,11 @@ class _Outputs:
         atomic_write_json(self.records, self.dir / "detections.json")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @torch.no_grad()
 def detect(cfg: DetectConfig) -> DetectResult:
     """Run cfg.weights on cfg.source; write the outputs into cfg.out_dir (module docstring)."""
     check_config(cfg)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     detector = load_detector(cfg.weights, device)
     _check_classes(cfg, detector.names)
     imgsz, auto = _input_size(detector, cfg)
