@@ -20,7 +20,9 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 
 import pandas as pd  # noqa: E402
 
-from analysis import plots, tables  # noqa: E402
+from analysis import plots, study_sections, tables  # noqa: E402
+from analysis import subsets  # noqa: E402
+from analysis.study import Study, study_pair  # noqa: E402
 from analysis.collect import METRICS, STATUSES, Runs, collect_runs, read_pr_curve  # noqa: E402
 
 FAILURE_STATUSES = frozenset({"failed", "invalid"})
@@ -42,6 +44,7 @@ class Report:
     pairs: list[tables.Pair]
     headline: tables.Pair | None
     files: dict[str, Path] = field(default_factory=dict)
+    study: Study | None = None
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -172,7 +175,7 @@ def _sample_notes(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[
 
 def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[tables.Pair],
                     headline: tables.Pair | None, axes: Sequence[str], baseline: str, candidate: str,
-                    metric: str) -> str:
+                    metric: str, study: Study | None = None) -> str:
     """report.md: headline, main table, fairness, what the sample shows, runs, problems."""
     common = tables.common_settings(runs, axes)
     cols = tables.label_columns(configs, axes)
@@ -185,6 +188,7 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
                    + ", ".join(f"{k}={tables.fmt_value(v)}" for k, v in common.items()) + ".")
     out += _fallback_note(runs, axes)
     out.append("")
+    out += study_sections.verdict_lines(study, headline, baseline, candidate, cols, common)
 
     out.append(f"## Headline: {baseline} vs {candidate}")
     out.append("")
@@ -204,6 +208,7 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
         out.append("")
         out.append("Values: mean ± std (n completed seeds).")
     out.append("")
+    out += study_sections.detail_lines(study, baseline, candidate)
 
     out.append("## All configurations")
     out.append("")
@@ -263,11 +268,15 @@ def _plot_groups(configs: Sequence[tables.Config], axes: Sequence[str]) -> list[
 
 def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
                  baseline: str = "cspdarknet_s", metric: str = "map",
-                 candidate: str | None = None) -> Report:
+                 candidate: str | None = None, margin: float = 0.5, resamples: int = 1000,
+                 density_edges: Sequence[int] = subsets.DENSITY_EDGES,
+                 crowding_edges: Sequence[float] = subsets.CROWDING_EDGES) -> Report:
     """Collect the runs under roots and write report.md, the tables and the plots to out_dir.
 
     candidate: the backbone of the headline table (default convnext_tiny if present,
-    else the first other backbone). Raises NoRunsFound when no run dir exists.
+    else the first other backbone). The verdict (margin in mAP points, `resamples` image
+    bootstrap resamples) is given for the headline pair when it is like-for-like. Raises
+    NoRunsFound when no run dir exists.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
@@ -287,7 +296,12 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
         candidate = "convnext_tiny" if "convnext_tiny" in others or not others else others[0]
     headline = tables.pick_headline(pairs, candidate, tables.label_columns(configs, axes))
     summary = tables.summary_frame(configs, pairs, axes, metric)
-    markdown = render_markdown(runs, configs, pairs, headline, axes, baseline, candidate, metric)
+    study = None
+    if headline is not None and headline.strict and headline.baseline.settings is not None \
+            and headline.other.settings is not None:
+        study = study_pair(headline, n_resamples=resamples, margin_points=margin,
+                           density_edges=density_edges, crowding_edges=crowding_edges)
+    markdown = render_markdown(runs, configs, pairs, headline, axes, baseline, candidate, metric, study)
 
     files = {"report.md": out / "report.md", "summary_table.csv": out / "summary_table.csv",
              "runs.csv": out / "runs.csv", "summary_table.tex": out / "summary_table.tex"}
@@ -304,7 +318,9 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
     files["loss_curves.png"] = plots.plot_loss_curves(completed_epochs, groups, out / "loss_curves.png")
     curves = {d: read_pr_curve(d) for g in groups for d in g.run_dirs}
     files["pr_curve.png"] = plots.plot_pr_curves(curves, groups, out / "pr_curve.png")
-    return Report(out, markdown, summary, runs, list(pairs), headline, files)
+    if study is not None:
+        files.update(study_sections.write_study_files(study, out))
+    return Report(out, markdown, summary, runs, list(pairs), headline, files, study)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,12 +331,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--baseline", default="cspdarknet_s", help="baseline backbone (default: cspdarknet_s)")
     ap.add_argument("--candidate", default=None, help="backbone of the headline table (default: convnext_tiny)")
     ap.add_argument("--metric", default="map", choices=METRICS, help="metric of the noise statements (default: map)")
+    ap.add_argument("--margin", type=float, default=0.5,
+                    help="non-inferiority margin of the verdict, in mAP points (default: 0.5)")
+    ap.add_argument("--resamples", type=int, default=1000, help="image bootstrap resamples (default: 1000)")
+    ap.add_argument("--density-bins", default=",".join(map(str, subsets.DENSITY_EDGES)),
+                    help="lower edges of the objects-per-image bins (default: 1,2,6,11,21)")
+    ap.add_argument("--crowding-bins", default=",".join(map(str, subsets.CROWDING_EDGES)),
+                    help="lower edges of the largest-IoU bins (default: 0,0.1,0.3)")
     ap.add_argument("--strict", action="store_true",
                     help="also exit 1 when runs are running, preempted or missing (for a sweep whose jobs all ended)")
     args = ap.parse_args(argv)
     try:
+        density = [int(x) for x in args.density_bins.split(",")]
+        crowding = [float(x) for x in args.crowding_bins.split(",")]
+        if args.resamples < 100 or args.margin < 0:
+            raise ValueError("--resamples must be at least 100 and --margin not negative")
         rep = build_report(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
-                           candidate=args.candidate)
+                           candidate=args.candidate, margin=args.margin, resamples=args.resamples,
+                           density_edges=density, crowding_edges=crowding)
+    except ValueError as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
     except NoRunsFound as e:
         print(f"report.py: {e}", file=sys.stderr)
         return 2

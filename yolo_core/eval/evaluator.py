@@ -45,6 +45,7 @@ class EvalResult:
     per_class: APResult | None = None
     speed_ms: dict[str, float] | None = None  # per image: preprocess, inference, nms (val.py's three)
     n_images: int = 0
+    image_ids: list[int] | None = None  # the images evaluated, in loader order
 
 
 def _model_device(model) -> torch.device:
@@ -157,7 +158,7 @@ def evaluate(model: nn.Module | Callable, loader: Iterable[Batch], split: Datase
                       losses=None if losses is None else (losses / max(n_batches, 1)).cpu(),
                       seconds=time.perf_counter() - t0, per_class=per_class,
                       speed_ms={k: 1e3 * v / max(len(image_ids), 1) for k, v in clock.totals.items()},
-                      n_images=len(image_ids))
+                      n_images=len(image_ids), image_ids=image_ids)
 
 
 class _Clock:

@@ -9,6 +9,7 @@ AtomicWriteError naming the file, the cause, the free space and how to continue.
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import re
@@ -102,3 +103,9 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 
 def atomic_write_json(obj: Any, path: str | Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n", path)
+
+
+def atomic_write_json_gz(obj: Any, path: str | Path) -> None:
+    """Compact JSON, gzip-compressed (mtime 0: the same content gives the same bytes)."""
+    data = gzip.compress(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode(), mtime=0)
+    _atomic(Path(path), lambda f: f.write(data))

@@ -25,6 +25,7 @@ from ..data.dataset import YOLODataset, record_hw
 from ..data.loader import build_dataloader
 from ..data.sources import load_dataset
 from ..data.synthetic import ensure_synthetic_dataset
+from ..eval.coco import evaluated_ground_truth, records_to_coco_gt
 from ..eval.evaluator import EvalResult, evaluate
 from ..eval.metrics import PR_RECALL, fitness
 from ..eval.tables import format_coco, format_table, per_class_rows
@@ -35,7 +36,7 @@ from ..models import build_model, model_facts
 from ..models.checkpoint import CheckpointError, load_checkpoint_weights, load_training_checkpoint
 from ..models.transfer import transfer_weights
 from ..optim import build_param_groups
-from .atomic import atomic_torch_save, atomic_write_json, remove_orphaned_temps
+from .atomic import atomic_torch_save, atomic_write_json, atomic_write_json_gz, remove_orphaned_temps
 from .autoanchor import check_anchors
 from . import distributed as ddp
 from .config import TrainConfig
@@ -538,7 +539,9 @@ class Trainer:
         ddp.raise_if_stopped(self.dist, self.stop, self.device)
 
     def _final_evaluation(self) -> None:
-        """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json and pr_curve.csv."""
+        """Evaluate best.pt once more (official: IoU 0.65 on COCO); write predictions.json, the
+        ground truth they were scored against (eval_gt.json.gz: what the report's per-image
+        statistics need) and pr_curve.csv."""
         cfg = self.cfg
         best = load_training_checkpoint(self.ckpt_dir / "best.pt", self.device,
                                         f"train the run again with resume=false ({self.run_dir})", required=("model",))
@@ -548,6 +551,8 @@ class Trainer:
         plots = EvalPlots(self.data.nc) if cfg.plots else None
         result = self._validate(model, iou, coco=True, plots=plots)
         atomic_write_json(result.predictions, self.run_dir / "predictions.json")
+        gt = self.val_gt or records_to_coco_gt(self.val_split)
+        atomic_write_json_gz(evaluated_ground_truth(gt, result.image_ids or []), self.run_dir / "eval_gt.json.gz")
         if result.per_class is not None:
             pc = result.per_class
             write_pr_curve_csv(self.run_dir / "pr_curve.csv", PR_RECALL, pc.pr_curve,
