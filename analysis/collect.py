@@ -39,6 +39,8 @@ SCALARS: tuple[str, ...] = ("best_epoch", "epochs_completed", "wall_time_s", "tr
 IDENTITY_PREFIX = "cfg."
 #: Axes that older trainers wrote under another name, read under today's: one setting, one column.
 RENAMED_AXES = {"batch": "batch_size"}
+#: Columns the report itself fills: an axis of that name (a sweep over `status`) is renamed.
+RESERVED_COLUMNS = frozenset({"run_dir", "rel_dir", "status", "error", "run_name", *METRICS})
 #: Column of summary["identity"]["digest"]; NaN for a run without identity.
 DIGEST = "identity_digest"
 _HEX = frozenset("0123456789abcdef")
@@ -75,16 +77,23 @@ def find_run_dirs(root: Path) -> list[Path]:
     """Run directories under root: any dir holding summary.json or a .hydra/ folder.
 
     A .hydra/ without summary.json is a job that never started training or died before
-    its first write; it is kept so the report can list it as missing.
+    its first write; it is kept so the report can list it as missing, unless run
+    directories lie below it (then it is the directory of the process that launched them).
     """
     found: list[Path] = []
     if not root.is_dir():
         return found
+    has_summary: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(root):
         if "summary.json" in filenames or ".hydra" in dirnames:
             found.append(Path(dirpath))
+            if "summary.json" in filenames:
+                has_summary.add(Path(dirpath))
         dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE)
-    return found
+    # a .hydra/ without summary.json above other runs is the Hydra run of a launcher (a tune
+    # search holding its trial_<n> runs), not a run that never started
+    above_runs = {p for d in found for p in d.parents}
+    return [d for d in found if d in has_summary or d not in above_runs]
 
 
 def collect_runs(*roots: str | os.PathLike[str]) -> Runs:
@@ -189,6 +198,9 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str], list[tuple[str, 
         problems.append((str(path), "no 'axes' object"))
         raw_axes = {}
     raw_axes = {RENAMED_AXES.get(str(k), str(k)): v for k, v in raw_axes.items()}
+    for k in [k for k in raw_axes if k in RESERVED_COLUMNS]:
+        problems.append((str(path), f"axis {k!r} has the name of a report column: read as '{k}_axis'"))
+        raw_axes[f"{k}_axis"] = raw_axes.pop(k)
     run_axes = list(raw_axes)
     for k, v in raw_axes.items():
         rec[str(k)] = _scalar(v)
@@ -275,17 +287,14 @@ def identity_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _metric(value: Any, name: str, path: Path, problems: list[tuple[str, str]]) -> float:
-    """A metric as float; null, non-numbers and COCOeval's -1 sentinel become NaN."""
+    """A metric as float; null, non-numbers (strings too) and COCOeval's -1 sentinel become NaN."""
     if value is None:
         return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        problems.append((str(path), f"metric {name}={value!r} is not a number"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # a string ("0.31") is not what the trainer writes: something else edited the file
+        problems.append((str(path), f"metric {name}={value!r} is not a number: read as missing"))
         return math.nan
-    try:
-        x = float(value)
-    except ValueError:
-        problems.append((str(path), f"metric {name}={value!r} is not a number"))
-        return math.nan
+    x = float(value)
     if name in COCO_STATS and x < 0:
         # COCOeval's -1 means "no such objects"; averaging it in would be wrong.
         problems.append((str(path), f"metric {name}={value!r} is negative (COCOeval -1?), read as NaN"))

@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 
 import pandas as pd  # noqa: E402
 
-from analysis import plots, study_sections, tables  # noqa: E402
+from analysis import card, plots, study_sections, tables  # noqa: E402
 from analysis import subsets  # noqa: E402
 from analysis.study import Study, study_pair  # noqa: E402
 from analysis.collect import METRICS, STATUSES, Runs, collect_runs, read_pr_curve  # noqa: E402
@@ -85,7 +85,7 @@ def _runs_section(runs: Runs, axes: Sequence[str]) -> str:
     cols = [a for a in axes if a in runs.runs.columns]
     if tables.SEED in runs.axes and tables.SEED not in cols:
         cols.append(tables.SEED)
-    headers = ["run", "status", *tables.column_titles(cols), "mAP (COCO)", "mAP@0.5 (COCO)", "epochs", "error"]
+    headers = ["run", "status", *tables.column_titles(cols), "mAP (COCO)", "mAP@0.5 (COCO)", "epochs done", "error"]
     rows = []
     rank = {s: k for k, s in enumerate(("failed", "invalid", "preempted", "running", "missing", "completed"))}
     order = sorted(runs.runs.index, key=lambda i: (rank.get(runs.runs.at[i, "status"], 0),
@@ -104,22 +104,23 @@ def _fairness_line(p: tables.Pair, cols: Sequence[str]) -> str:
     (model, its kwargs such as pretrained weights by content) apart from the rest."""
     where = p.other.context(cols)
     if p.strict:
-        head = f"- **{p.other.backbone}** vs **{p.baseline.backbone}** at {where}"
+        head = f"- **{p.other.name}** vs **{p.baseline.name}** at {where}"
     else:
-        head = (f"- **{p.other.backbone}** ({where}) vs **{p.baseline.backbone}** "
+        head = (f"- **{p.other.name}** ({where}) vs **{p.baseline.name}** "
                 f"({p.baseline.context(cols)}): no baseline row matches in every other setting "
                 f"({', '.join(p.blocking)} prevent the pairing); closest used")
-    own = [tables.fmt_difference(d) for d in p.differences if tables.is_backbone_key(d[0])]
-    rest = [tables.fmt_difference(d) for d in p.differences if not tables.is_backbone_key(d[0])]
+    own = [tables.fmt_difference(d) for d in p.differences if tables.is_compared_key(d[0], p.other.compare)]
+    rest = [tables.fmt_difference(d) for d in p.differences if not tables.is_compared_key(d[0], p.other.compare)]
     with_identity = p.baseline.settings is not None and p.other.settings is not None
-    parts = [f"the backbone's own settings: {'; '.join(own)}"] if own else []
+    what = "the backbone's own settings" if p.other.compare == tables.COMPARE else f"the compared setting ({p.other.compare})"
+    parts = [f"{what}: {'; '.join(own)}"] if own else []
     if rest:
         parts.append("**differs in** " + "; ".join(rest))
     elif with_identity:
         parts.append("nothing else differs (every identity key compared)")
     else:
         seeds = ", ".join(tables.fmt_value(s) for s in p.other.seeds()) or "none recorded"
-        parts.append("share everything but the backbone as far as the axes show (no identity recorded: "
+        parts.append(f"share everything but the {p.other.compare} as far as the axes show (no identity recorded: "
                      f"same initialisation, schedule, optimizer, data, epochs, imgsz, batch_size, lr values; seeds {seeds})")
     if not with_identity and rest:
         parts.append("compared on the axes only (no identity recorded)")
@@ -132,7 +133,7 @@ def _revision_note(configs: Sequence[tables.Config], cols: Sequence[str]) -> lis
     revs = tables.revisions(configs)
     if len(revs) < 2:
         return []
-    parts = [f"{r}: " + ", ".join(f"{c.backbone} ({c.context(cols)})" for c in rows) for r, rows in revs.items()]
+    parts = [f"{r}: " + ", ".join(f"{c.name} ({c.context(cols)})" for c in rows) for r, rows in revs.items()]
     return ["- **Code revision (git_rev) differs among the rows**; numbers from different code may differ "
             "for reasons no setting shows: " + "; ".join(parts) + "."]
 
@@ -152,8 +153,9 @@ def _sample_notes(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[
                   axes: Sequence[str], metric: str, common: dict[str, object]) -> list[str]:
     lines = [
         "- Means are over completed runs only; ± is the sample std over seeds (ddof=1), "
-        "shown as – when a row has one seed. A delta is called within seed noise when "
-        "n < 2 or |Δ| < 2·pooled std/√n (n = the smaller seed count of the pair).",
+        "shown as – when a row has one seed. A delta is within seed noise when its 95 % t interval "
+        "over the seeds contains 0 (paired by seed where both rows ran 2 or more of the same seeds, "
+        "else Welch's); with a single seed on a side there is no interval.",
     ]
     ns = sorted({c.n for p in pairs for c in (p.baseline, p.other)})
     if ns and max(ns) < 2:
@@ -161,7 +163,7 @@ def _sample_notes(runs: Runs, configs: Sequence[tables.Config], pairs: Sequence[
                      "on short runs the spread between seeds of one configuration can be as large as "
                      "the differences between configurations. Run several seeds per row (train.seed=0,1,2).")
     lines += [f"- {tables.noise_statement(p, metric, axes)}" for p in pairs]
-    lines += [f"- {c.backbone} ({c.context(axes)}): {n} runs have the same identity `{d}`, seed included: "
+    lines += [f"- {c.name} ({c.context(axes)}): {n} runs have the same identity `{d}`, seed included: "
               "they repeat one run, they are not independent seeds." for c, d, n in tables.repeated_identities(configs)]
     data = common.get("data")
     datas = {tables.fmt_value(v) for v in runs.completed.get("data", pd.Series(dtype=object))}
@@ -181,7 +183,8 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
     cols = tables.label_columns(configs, axes)
     out = ["# Backbone comparison report", ""]
     out.append("Searched: " + ", ".join(f"`{r}`" for r in runs.roots) + ". " + _status_line(runs.runs) + ".")
-    out.append(f"Baseline backbone: `{baseline}`; metric for the noise statements: `{metric}`.")
+    compare = configs[0].compare if configs else tables.COMPARE
+    out.append(f"Compared along `{compare}`, baseline `{baseline}`; metric for the noise statements: `{metric}`.")
     out.append(tables.METRIC_DEFINITIONS)
     if common:
         out.append("Common to all completed runs: "
@@ -228,8 +231,10 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
     out.append("")
     if pairs:
         out += [_fairness_line(p, cols) for p in pairs]
-    elif configs:
+    elif configs and not any(c.name == tables.fmt_value(baseline) for c in configs):
         out.append(f"No {baseline} row among the completed runs: nothing is compared.")
+    elif configs:
+        out.append(f"Only {baseline} rows among the completed runs: no other {configs[0].compare} to compare with it.")
     else:
         out.append("Nothing to compare.")
     out += _revision_note(configs, cols)
@@ -249,7 +254,8 @@ def render_markdown(runs: Runs, configs: Sequence[tables.Config], pairs: Sequenc
         out.append("")
         out += [f"- `{p}`: {m}" for p, m in runs.problems]
         out.append("")
-    out.append("Plots: `map_vs_epoch.png`, `ap_by_size.png`, `loss_curves.png`, `pr_curve.png`.")
+    out.append("Plots: `study_card.png` (the verdict, the deltas by size, density and crowding, mAP vs compute), "
+               "`map_vs_epoch.png`, `ap_by_size.png`, `loss_curves.png`, `pr_curve.png`, `pr_curve_per_class.png`.")
     out.append("")
     return "\n".join(out)
 
@@ -266,15 +272,32 @@ def _plot_groups(configs: Sequence[tables.Config], axes: Sequence[str]) -> list[
     return groups
 
 
+def comparison(compare: str, baseline: str | None) -> tuple[str, str]:
+    """(axis, baseline value) from --compare and --baseline ('cspdarknet_s' or 'schedule=linear')."""
+    if baseline is not None and "=" in baseline:
+        axis, _, baseline = baseline.partition("=")
+        if compare not in (tables.COMPARE, axis):
+            raise ValueError(f"--baseline {axis}={baseline} is not a value of --compare {compare}")
+        compare = axis
+    if baseline is None:
+        if compare != tables.COMPARE:
+            raise ValueError(f"--compare {compare} needs its baseline value: --baseline {compare}=VALUE")
+        baseline = "cspdarknet_s"
+    return compare, baseline
+
+
 def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
-                 baseline: str = "cspdarknet_s", metric: str = "map",
+                 baseline: str | None = None, metric: str = "map",
                  candidate: str | None = None, margin: float = 0.5, resamples: int = 1000,
+                 compare: str = tables.COMPARE,
                  density_edges: Sequence[int] = subsets.DENSITY_EDGES,
                  crowding_edges: Sequence[float] = subsets.CROWDING_EDGES) -> Report:
     """Collect the runs under roots and write report.md, the tables and the plots to out_dir.
 
-    candidate: the backbone of the headline table (default convnext_tiny if present,
-    else the first other backbone). The verdict (margin in mAP points, `resamples` image
+    compare: the axis rows are compared along (default the backbone); baseline: its
+    baseline value ("cspdarknet_s" for the backbone; required for another axis), also as
+    "axis=value". candidate: the value of the headline table (default convnext_tiny if
+    present, else the first other value). The verdict (margin in mAP points, `resamples` image
     bootstrap resamples) is given for the headline pair when it is like-for-like. Raises
     NoRunsFound when no run dir exists.
     """
@@ -288,11 +311,16 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else default_out_dir(roots)
     out.mkdir(parents=True, exist_ok=True)
 
+    compare, baseline = comparison(compare, baseline)
     axes = tables.config_axes(runs)
-    configs = tables.group_configs(runs, axes, baseline)
+    if compare not in axes:
+        if compare not in runs.axes:
+            raise ValueError(f"--compare {compare}: no run has that axis; the axes are {', '.join(runs.axes)}")
+        axes.append(compare)  # one value among completed runs: nothing to pair, but rows still show
+    configs = tables.group_configs(runs, axes, baseline, compare)
     pairs = tables.find_pairs(configs, runs, axes, baseline)
     if candidate is None:
-        others = sorted({c.backbone for c in configs if c.axes.get("backbone") != baseline})
+        others = sorted({c.name for c in configs if c.name != tables.fmt_value(baseline)})
         candidate = "convnext_tiny" if "convnext_tiny" in others or not others else others[0]
     headline = tables.pick_headline(pairs, candidate, tables.label_columns(configs, axes))
     summary = tables.summary_frame(configs, pairs, axes, metric)
@@ -318,8 +346,11 @@ def build_report(roots: Sequence[str | Path], out_dir: str | Path | None = None,
     files["loss_curves.png"] = plots.plot_loss_curves(completed_epochs, groups, out / "loss_curves.png")
     curves = {d: read_pr_curve(d) for g in groups for d in g.run_dirs}
     files["pr_curve.png"] = plots.plot_pr_curves(curves, groups, out / "pr_curve.png")
+    files["pr_curve_per_class.png"] = plots.plot_pr_per_class(curves, groups, out / "pr_curve_per_class.png")
     if study is not None:
         files.update(study_sections.write_study_files(study, out))
+    files["study_card.png"] = card.plot_study_card(study, configs, baseline, candidate, out / "study_card.png",
+                                                   study_sections.verdict_headline(study, headline, baseline, candidate))
     return Report(out, markdown, summary, runs, list(pairs), headline, files, study)
 
 
@@ -328,8 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Baseline-vs-ConvNeXt tables and plots from run directories.")
     ap.add_argument("dirs", nargs="+", metavar="DIR", help="sweep or run directories (searched recursively)")
     ap.add_argument("--out", default=None, help="output dir (default: DIR/report for one DIR, else ./report)")
-    ap.add_argument("--baseline", default="cspdarknet_s", help="baseline backbone (default: cspdarknet_s)")
-    ap.add_argument("--candidate", default=None, help="backbone of the headline table (default: convnext_tiny)")
+    ap.add_argument("--compare", default=tables.COMPARE,
+                    help="axis the rows are compared along (default: backbone), e.g. schedule, neck_init, lr0")
+    ap.add_argument("--baseline", default=None,
+                    help="baseline value of that axis, or axis=value (default: cspdarknet_s for the backbone)")
+    ap.add_argument("--candidate", default=None, help="value of the headline table (default: convnext_tiny)")
     ap.add_argument("--metric", default="map", choices=METRICS, help="metric of the noise statements (default: map)")
     ap.add_argument("--margin", type=float, default=0.5,
                     help="non-inferiority margin of the verdict, in mAP points (default: 0.5)")
@@ -346,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         crowding = [float(x) for x in args.crowding_bins.split(",")]
         if args.resamples < 100 or args.margin < 0:
             raise ValueError("--resamples must be at least 100 and --margin not negative")
-        rep = build_report(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
+        rep = build_report(args.dirs, args.out, baseline=args.baseline, metric=args.metric, compare=args.compare,
                            candidate=args.candidate, margin=args.margin, resamples=args.resamples,
                            density_edges=density, crowding_edges=crowding)
     except ValueError as e:

@@ -32,7 +32,7 @@ OBJECT_METRICS: dict[str, tuple[str, Metric]] = {
     "map": ("mAP@0.5:0.95 (COCO)", mean_ap),
     "map50": ("mAP@0.5 (COCO)", lambda a: mean_ap(a, iou=0.5)),
     "map_small": ("APs (COCO)", lambda a: mean_ap(a, "small")),
-    "map50_small": ("AP@0.5 small (COCO's small range)", lambda a: mean_ap(a, "small", iou=0.5)),
+    "map50_small": ("AP@0.5 small (COCO)", lambda a: mean_ap(a, "small", iou=0.5)),
     "ar_small": ("AR@100 small (COCO)", lambda a: mean_ar(a, "small")),
     "map_medium": ("APm (COCO)", lambda a: mean_ap(a, "medium")),
     "map_large": ("APl (COCO)", lambda a: mean_ap(a, "large")),
@@ -160,8 +160,8 @@ def study_pair(pair: Pair, n_resamples: int = 1000, seed: int = 0, margin_points
     """The verdict and the views of small and densely packed objects for one pair."""
     sb, sc = _runs_by_seed(pair.baseline), _runs_by_seed(pair.other)
     seeds = [s for s in sb if s in sc]
-    unpaired = {pair.baseline.backbone: [s for s in sb if s not in sc],
-                pair.other.backbone: [s for s in sc if s not in sb]}
+    unpaired = {pair.baseline.name: [s for s in sb if s not in sc],
+                pair.other.name: [s for s in sc if s not in sb]}
     study = Study(pair, seeds, unpaired, None, n_resamples=n_resamples)
     if not seeds:
         study.missing = "no seed was run for both rows, so there is no pair to compare"

@@ -73,6 +73,14 @@ def verdict_lines(study: Study | None, headline: tables.Pair | None, baseline: s
     return out
 
 
+def verdict_headline(study: Study | None, headline: tables.Pair | None, baseline: str, candidate: str) -> str:
+    """The verdict sentence without markdown, or why there is none (for the card)."""
+    if study is not None and study.verdict is not None:
+        return verdict_sentence(study.verdict, candidate, baseline).replace("**", "")
+    lines = verdict_lines(study, headline, baseline, candidate, [], {})
+    return lines[2] if len(lines) > 2 else "No verdict."
+
+
 def _delta_cells(r: DeltaRow) -> list[str]:
     return [fmt_ap(r.baseline), fmt_ap(r.candidate), fmt_points(r.candidate - r.baseline), fmt_ci(r.delta)]
 

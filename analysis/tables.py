@@ -50,6 +50,10 @@ ABSENT = "(absent)"
 #: never prevent a baseline-vs-candidate pairing (the fairness note still names them).
 BACKBONE_KEYS = ("model", "init_scope")
 BACKBONE_PREFIXES = ("model_kwargs.",)
+#: The axis compared by default: the study's question is about backbones.
+COMPARE = "backbone"
+#: Identity keys an axis other than the backbone stands for, beyond the key of its own name.
+AXIS_KEYS: dict[str, tuple[str, ...]] = {"neck_init": ("init_weights", "init_scope")}
 #: Label column telling rows with an identity from rows grouped by their axes (when both exist).
 KIND = "identity"
 
@@ -115,14 +119,16 @@ class Config:
     axes: dict[str, Any]
     runs: pd.DataFrame
     settings: dict[str, Any] | None = None
+    compare: str = COMPARE  # the axis rows are compared along (report.py --compare)
 
     @property
     def n(self) -> int:
         return int(len(self.runs))
 
     @property
-    def backbone(self) -> str:
-        return fmt_value(self.axes.get("backbone"))
+    def name(self) -> str:
+        """The row's value of the compared axis (its backbone, unless --compare says otherwise)."""
+        return fmt_value(self.axes.get(self.compare))
 
     def stat(self, metric: str) -> Stat:
         if metric not in self.runs.columns:
@@ -144,8 +150,8 @@ class Config:
         return sorted({_norm(v) for v in self.runs[SEED]}, key=_sort_key)
 
     def context(self, axes: Sequence[str]) -> str:
-        """'neck_init=random, schedule=linear' over the given columns (the backbone left out)."""
-        parts = [f"{column_title(a)}={fmt_value(self.axes.get(a))}" for a in axes if a != "backbone"]
+        """'neck_init=random, schedule=linear' over the given columns (the compared axis left out)."""
+        parts = [f"{column_title(a)}={fmt_value(self.axes.get(a))}" for a in axes if a != self.compare]
         return ", ".join(parts) if parts else "the only setting"
 
 
@@ -189,7 +195,7 @@ def common_settings(runs: Runs, axes: Sequence[str]) -> dict[str, Any]:
         if a in axes or a == SEED or a not in done.columns or done.empty:
             continue
         vals = {_norm(v) for v in done[a]}
-        if len(vals) == 1:
+        if len(vals) == 1 and vals != {None}:  # an axis no completed run wrote is not a setting
             out[a] = next(iter(vals))
     return out
 
@@ -276,16 +282,18 @@ def label_columns(configs: Sequence[Config], axes: Sequence[str]) -> list[str]:
     return [*axes, *[k for k in (configs[0].axes if configs else {}) if k not in axes]]
 
 
-def group_configs(runs: Runs, axes: Sequence[str], baseline: str) -> list[Config]:
+def group_configs(runs: Runs, axes: Sequence[str], baseline: str, compare: str = COMPARE) -> list[Config]:
     """Completed runs grouped into rows (by identity but the seed; by the axes for runs
-    without one), labelled, and sorted so that a baseline row comes right before the
-    candidate rows that share its other labels."""
+    without one), labelled, and sorted so that a baseline row (`compare` = baseline)
+    comes right before the candidate rows that share its other labels."""
     done = runs.completed
     keys = varying_identity_keys(done)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for idx, row in done.iterrows():
         groups.setdefault(run_key(row, keys, axes), []).append(idx)
     configs = [make_config(done.loc[idx], axes) for idx in groups.values()]
+    for c in configs:
+        c.compare = compare
     if len({c.settings is None for c in configs}) == 2:  # else an old and a new run could look alike
         for c in configs:
             c.axes[KIND] = "none" if c.settings is None else "recorded"
@@ -295,9 +303,9 @@ def group_configs(runs: Runs, axes: Sequence[str], baseline: str) -> list[Config
     cols = label_columns(configs, axes)
 
     def order(c: Config) -> tuple[Any, ...]:
-        rest = tuple(_sort_key(c.axes.get(a)) for a in cols if a != "backbone")
-        bb = c.axes.get("backbone")
-        return (*rest, bb != baseline, _sort_key(bb))
+        rest = tuple(_sort_key(c.axes.get(a)) for a in cols if a != compare)
+        bb = c.axes.get(compare)
+        return (*rest, fmt_value(bb) != fmt_value(baseline), _sort_key(bb))
 
     return sorted(configs, key=order)
 
@@ -306,15 +314,24 @@ def is_backbone_key(key: str) -> bool:
     return key in BACKBONE_KEYS or key.startswith(BACKBONE_PREFIXES)
 
 
+def is_compared_key(key: str, compare: str = COMPARE) -> bool:
+    """An identity key that differs between compared rows by design: the backbone's own
+    settings, or the key(s) the compared axis stands for (schedule, hyp.lr0 for lr0,
+    init_weights for neck_init). Any other difference makes a pair not like-for-like."""
+    if compare == COMPARE:
+        return is_backbone_key(key)
+    return key == compare or key.endswith("." + compare) or key in AXIS_KEYS.get(compare, ())
+
+
 def blocking_keys(base: Config, other: Config, axes: Sequence[str]) -> list[str]:
     """The settings that keep two rows from being a like-for-like pair: every identity key
     that differs, the backbone's own aside; where a row has no identity, the configuration
     axes but the backbone (all that is known of it)."""
     if base.settings is not None and other.settings is not None:
         keys = [*base.settings, *[k for k in other.settings if k not in base.settings]]
-        return [k for k in keys if not is_backbone_key(k)
+        return [k for k in keys if not is_compared_key(k, other.compare)
                 and base.settings.get(k, ABSENT) != other.settings.get(k, ABSENT)]
-    return [column_title(a) for a in axes if a != "backbone" and base.axes.get(a) != other.axes.get(a)]
+    return [column_title(a) for a in axes if a != other.compare and base.axes.get(a) != other.axes.get(a)]
 
 
 def find_pairs(configs: Sequence[Config], runs: Runs, axes: Sequence[str], baseline: str) -> list[Pair]:
@@ -324,12 +341,12 @@ def find_pairs(configs: Sequence[Config], runs: Runs, axes: Sequence[str], basel
     otherwise the one with the fewest blocking settings (ties: table order), flagged as
     not like-for-like with the blocking settings named.
     """
-    bases = [c for c in configs if c.axes.get("backbone") == baseline]
+    bases = [c for c in configs if c.name == fmt_value(baseline)]
     pairs: list[Pair] = []
     if not bases:
         return pairs
     for c in configs:
-        if c.axes.get("backbone") == baseline:
+        if c.name == fmt_value(baseline):
             continue
         blocks = [blocking_keys(b, c, axes) for b in bases]
         best = min(range(len(bases)), key=lambda i: len(blocks[i]))
@@ -369,7 +386,7 @@ def row_differences(base: Config, other: Config, all_axes: Sequence[str]) -> lis
     if base.settings is not None and other.settings is not None:
         facts = _run_sets(base, other, ["seed", "device", "git_rev"])
         return identity_differences(base.settings, other.settings) + facts
-    names = [a for a in all_axes if a != "backbone"] + ["world_size", "device", "git_rev"]
+    names = [a for a in all_axes if a != other.compare] + ["world_size", "device", "git_rev"]
     return _run_sets(base, other, names)
 
 
@@ -399,47 +416,74 @@ def repeated_identities(configs: Sequence[Config]) -> list[tuple[Config, str, in
     return out
 
 
-def pooled_std(a: Stat, b: Stat) -> float:
-    """Pooled sample std of two groups (NaN unless both have n >= 2)."""
-    if a.n < 2 or b.n < 2:
-        return math.nan
-    return math.sqrt(((a.n - 1) * a.std ** 2 + (b.n - 1) * b.std ** 2) / (a.n + b.n - 2))
+def seed_deltas(pair: Pair, metric: str) -> tuple[list[Any], list[float]]:
+    """(seeds run on both sides, candidate − baseline per such seed): the paired sample."""
+    def by_seed(c: Config) -> dict[Any, float]:
+        if SEED not in c.runs.columns or metric not in c.runs.columns:
+            return {}
+        out: dict[Any, float] = {}
+        for s, v in zip(c.runs[SEED], c.runs[metric]):
+            if not is_missing(v):
+                out.setdefault(_norm(s), float(v))
+        return out
+
+    b, o = by_seed(pair.baseline), by_seed(pair.other)
+    seeds = sorted((s for s in o if s in b), key=_sort_key)
+    return seeds, [o[s] - b[s] for s in seeds]
+
+
+def t_interval(pair: Pair, metric: str, level: float = 0.95) -> tuple[float, float, str] | None:
+    """The delta's t interval over seeds: paired by seed where 2 or more seeds were run on
+    both sides, else Welch's over the two rows' runs; None with fewer than 2 runs a side."""
+    from scipy import stats
+
+    seeds, deltas = seed_deltas(pair, metric)
+    q = 0.5 + level / 2
+    if len(deltas) >= 2:
+        d = np.asarray(deltas)
+        half = float(stats.t.ppf(q, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+        return float(d.mean()) - half, float(d.mean()) + half, f"paired over {len(d)} seeds, t with {len(d) - 1} df"
+    sb, so = pair.baseline.stat(metric), pair.other.stat(metric)
+    if sb.n < 2 or so.n < 2:
+        return None
+    vb, vo = sb.std ** 2 / sb.n, so.std ** 2 / so.n
+    se = math.sqrt(vb + vo)
+    if se == 0:
+        return so.mean - sb.mean, so.mean - sb.mean, "Welch (no spread)"
+    df = (vb + vo) ** 2 / (vb ** 2 / (sb.n - 1) + vo ** 2 / (so.n - 1))
+    half = float(stats.t.ppf(q, df)) * se
+    d = so.mean - sb.mean
+    return d - half, d + half, f"Welch over {sb.n} vs {so.n} runs (seeds not paired), t with {df:.1f} df"
 
 
 def noise_statement(pair: Pair, metric: str, axes: Sequence[str]) -> str:
-    """What the sample can say about one pair on one metric, in a sentence.
-
-    Rule: with n = the smaller seed count, the delta is "within seed noise" when
-    n < 2 or |delta| < 2 * pooled std / sqrt(n). Never names a winner from single seeds.
-    """
+    """What the seeds can say about one pair on one metric, in a sentence: the delta's 95 %
+    t interval (t_interval) and whether it excludes 0. Never names a winner from single seeds."""
     sb, so = pair.baseline.stat(metric), pair.other.stat(metric)
-    head = (f"{pair.other.backbone} vs {pair.baseline.backbone} "
+    head = (f"{pair.other.name} vs {pair.baseline.name} "
             f"({pair.other.context(axes) if pair.strict else 'closest baseline row'}), {metric}")
     if not pair.strict:
         head += " [not like-for-like: see fairness]"
     if sb.n == 0 or so.n == 0:
         return f"{head}: no completed value on one side (n={sb.n} vs {so.n}); nothing to compare."
     d = so.mean - sb.mean
-    n = min(sb.n, so.n)
-    if n < 2:
+    iv = t_interval(pair, metric)
+    if iv is None:
         return (f"{head}: Δ = {d:+.3f} from n={sb.n} vs n={so.n} seed(s); a single-seed row has no "
                 f"spread estimate, so this cannot be told apart from seed noise (no winner declared).")
-    sp = pooled_std(sb, so)
-    thr = 2 * sp / math.sqrt(n)
-    facts = f"|Δ| = {abs(d):.3f}, pooled std = {sp:.3f}, 2·pooled std/√n = {thr:.3f} with n = {n}"
-    if d == 0:
-        return f"{head}: no difference in the means ({facts})."
-    if abs(d) < thr:
-        return f"{head}: Δ = {d:+.3f} is within seed noise ({facts})."
-    higher = pair.other.backbone if d > 0 else pair.baseline.backbone
-    return (f"{head}: Δ = {d:+.3f} is larger than the seed spread ({facts}): {higher} is higher on "
-            f"this sample of {n} seeds per row; more seeds would firm this up.")
+    lo, hi, how = iv
+    facts = f"95 % interval [{lo:+.3f}, {hi:+.3f}] ({how})"
+    if lo <= 0 <= hi:
+        return f"{head}: Δ = {d:+.3f}, {facts}: contains 0, within seed noise."
+    higher = pair.other.name if d > 0 else pair.baseline.name
+    return (f"{head}: Δ = {d:+.3f}, {facts}: excludes 0, {higher} is higher over these seeds "
+            "(seed spread only; the verdict adds the spread over images).")
 
 
 def pick_headline(pairs: Sequence[Pair], candidate: str, axes: Sequence[str]) -> Pair | None:
     """The baseline-vs-candidate pair to headline: like-for-like first, then the most
     seeds (smaller side, then total), ties by the configuration's name."""
-    pool = [p for p in pairs if p.other.axes.get("backbone") == candidate]
+    pool = [p for p in pairs if p.other.name == fmt_value(candidate)]
     if not pool:
         return None
     return min(pool, key=lambda p: (not p.strict, -min(p.baseline.n, p.other.n),
@@ -504,7 +548,7 @@ def display_rows(configs: Sequence[Config], pairs: Sequence[Pair], axes: Sequenc
             cells.append(fmt_stat(st) + (f" (n={st.n})" if 0 < st.n != c.n else ""))
         b = base_of.get(id(c))
         for m in deltas:
-            if c.axes.get("backbone") == baseline:
+            if c.name == fmt_value(baseline):
                 cells.append("")
             elif b is None:
                 cells.append(DASH)

@@ -1,8 +1,8 @@
 """`make bench`: every benchmark section in one run, a table, and a row block in RESULTS.md.
 
-    python -m benchmarks.run [--quick] [--only data train eval startup infer] [--no-save]
+    python -m benchmarks.run [--quick] [--only data train eval startup infer bootstrap] [--no-save]
 
-Each section (bench_data, bench_train, bench_eval, bench_startup, bench_infer) runs in its own Python
+Each section (bench_data, bench_train, bench_eval, bench_startup, bench_infer, bench_bootstrap) runs in its own Python
 process, so its peak RSS is its own and a crashing section loses only its own rows. The
 table gives our figure, the official YOLOv5 v7.0 anchor measured on this kind of machine
 (benchmarks/anchors.py; the official code is not run here), the ratio (> 1: we are
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .common import Row, machine_facts, read_rows
 
-SECTIONS = ("data", "train", "eval", "startup", "infer")
+SECTIONS = ("data", "train", "eval", "startup", "infer", "bootstrap")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = Path(__file__).resolve().parents[1]
 

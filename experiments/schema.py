@@ -53,7 +53,9 @@ class PathsConf:
     neck_init still gives its random jobs no weights. An unset one fails only the jobs that
     use it (`${required:...}` there), before anything is launched (exit 2)."""
     yolov5s_weights: Optional[str] = "${oc.env:YOLOV5S_WEIGHTS,null}"   # official yolov5s.pt (model/neck_init=yolov5s)
-    convnext_weights: Optional[str] = "${oc.env:CONVNEXT_WEIGHTS,null}"  # timm file or hub tag; null: random
+    # timm file or hub tag; default: the study's ImageNet-22k-then-1k trunk (from the hub, or its
+    # local cache on an offline node: else the job is refused). null: a random trunk, on request only
+    convnext_weights: Optional[str] = "${oc.env:CONVNEXT_WEIGHTS,convnext_tiny.in12k_ft_in1k}"
     coco_yaml: str = "${oc.env:COCO_YAML,data/coco.yaml}"      # COCO in YOLOv5's layout (data=coco)
 
 

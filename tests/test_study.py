@@ -8,7 +8,6 @@ import contextlib
 import gzip
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np

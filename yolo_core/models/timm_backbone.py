@@ -311,4 +311,5 @@ def ensure_hub_weights_available(hub_name: str) -> None:
     raise PretrainedWeightsUnavailable(
         f"cannot load pretrained weights {hub_name!r} from the hub: {why} and they are not in the local cache.\n"
         f"Use a local file instead, e.g. build_model({arch!r}, nc, pretrained={local!r})\n"
-        f"(any .safetensors/.pth/.bin timm state dict of {arch}). Fetch it on a machine with network:\n{fetch}")
+        f"(any .safetensors/.pth/.bin timm state dict of {arch}); pretrained=None for a random trunk.\n"
+        f"Fetch it on a machine with network:\n{fetch}")
