@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis.image_eval import Accumulated, ImageEval, accumulate
+from analysis.image_eval import Accumulated, ImageEval, accumulate, restrict
 
 #: How many weightings accumulate() takes at once: bounds memory at ~B x detections x 8 bytes x 3.
 BATCH = 25
@@ -81,12 +81,12 @@ def paired_bootstrap(baseline: Sequence[ImageEval], candidate: Sequence[ImageEva
     for ev in (*baseline, *candidate):
         if not np.array_equal(ev.img_ids, ref):
             raise ValueError("the evaluations are not of the same images: a paired bootstrap needs one image set")
-    keep = np.ones(len(ref), dtype=np.int64) if mask is None else np.asarray(mask, dtype=np.int64)
-    idx = np.flatnonzero(keep)
-    draws = resample_weights(len(idx), n_resamples, seed)
-    weights = np.zeros((n_resamples + 1, len(ref)), dtype=np.int64)
-    weights[0] = keep
-    weights[1:, idx] = draws
+    if mask is not None:  # the masked images only: exact, and cheaper than zero weights
+        baseline = [restrict(ev, mask) for ev in baseline]
+        candidate = [restrict(ev, mask) for ev in candidate]
+    n = baseline[0].n_images
+    weights = np.ones((n_resamples + 1, n), dtype=np.int64)
+    weights[1:] = resample_weights(n, n_resamples, seed)
     deltas = {m: np.zeros(n_resamples + 1) for m in metrics}
     for b_ev, c_ev in zip(baseline, candidate):
         vb, vc = metric_values(b_ev, weights, metrics), metric_values(c_ev, weights, metrics)

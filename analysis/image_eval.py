@@ -59,6 +59,9 @@ class _AreaList:
     images in id order)."""
 
     img: np.ndarray          # (D,) image index of each detection
+    cat: np.ndarray          # (D,) category index of each detection
+    tp: np.ndarray           # (T, D) true positive at each IoU threshold
+    ig: np.ndarray           # (T, D) ignored at each IoU threshold
     cat_start: np.ndarray    # (K+1,) offsets of each category
     thresholds: list[_TpList]
 
@@ -94,12 +97,14 @@ class ImageEval:
 
 
 def coco_eval(gt: dict, detections: Sequence[dict], img_ids: Sequence[int] | None = None,
-              area_rng: Sequence[Sequence[float]] | None = None, area_labels: Sequence[str] | None = None):
+              area_rng: Sequence[Sequence[float]] | None = None, area_labels: Sequence[str] | None = None,
+              iou_thrs: Sequence[float] | None = None):
     """pycocotools' COCOeval('bbox') after evaluate() (per image), before accumulate().
 
     gt is a COCO dict (not modified). area_rng/area_labels replace COCO's four area ranges
     (the ranges apply to each annotation's and detection's 'area', which a caller may have
     set to another quantity, such as crowding). img_ids: default every image of gt.
+    iou_thrs: other IoU thresholds than COCO's ten (TIDE's AP@0.5 needs only 0.5).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -125,6 +130,8 @@ def coco_eval(gt: dict, detections: Sequence[dict], img_ids: Sequence[int] | Non
         if area_rng is not None:
             ev.params.areaRng = [list(map(float, r)) for r in area_rng]
             ev.params.areaRngLbl = list(area_labels)
+        if iou_thrs is not None:
+            ev.params.iouThrs = np.asarray(iou_thrs, dtype=np.float64)
         ev.evaluate()
     return ev
 
@@ -211,7 +218,23 @@ def _area_list(lst: dict[str, list], K: int, T: int) -> _AreaList:
         tp_cat = np.searchsorted(tp_pos, cat_start)
         thresholds.append(_TpList(tp_pos, np.searchsorted(s_pos, tp_pos), s_pos, tp_cat,
                                   np.searchsorted(s_pos, cat_start), cat[tp_pos].astype(np.int64)))
-    return _AreaList(img, cat_start, thresholds)
+    return _AreaList(img, cat, tp, ig, cat_start, thresholds)
+
+
+def restrict(ev: ImageEval, mask: np.ndarray) -> ImageEval:
+    """The evaluation of the images where mask is non-zero only: the same numbers as weights
+    mask (0/1) on the whole set, at a cost proportional to the images kept."""
+    keep = np.flatnonzero(np.asarray(mask) != 0)
+    new_index = np.full(ev.n_images, -1, dtype=np.int64)
+    new_index[keep] = np.arange(len(keep))
+    K, T = len(ev.cat_ids), len(ev.iou_thrs)
+    areas = []
+    for lst in ev.areas:
+        sel = new_index[lst.img] >= 0
+        areas.append(_area_list({"img": [new_index[lst.img[sel]].astype(np.int32)], "tp": [lst.tp[:, sel]],
+                                 "ig": [lst.ig[:, sel]], "cat": [lst.cat[sel]]}, K, T))
+    return ImageEval(ev.img_ids[keep], ev.cat_ids, ev.area_labels, ev.iou_thrs, ev.rec_thrs, ev.max_dets,
+                     ev.npig[keep], areas, {m: c[keep] for m, c in ev.top_tp.items()})
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from analysis import subsets
+from analysis import subsets, tide
 from analysis.bootstrap import BootstrapDelta, Metric, paired_bootstrap
 from analysis.image_eval import ImageEval, accumulate, coco_eval, from_cocoeval, mean_ap, mean_ar
 from analysis.tables import Config, Pair, _norm, fmt_value
@@ -67,6 +67,7 @@ class RunEval:
 
     run_dir: str
     gt: dict
+    detections: list[dict]
     standard: ImageEval
     crowding: ImageEval
     crowding_bins: list[subsets.Bin]
@@ -77,7 +78,7 @@ def evaluate_run(run_dir: str | Path, crowding_edges: Sequence[float] = subsets.
     img_ids = [int(im["id"]) for im in gt.get("images", [])]
     standard = from_cocoeval(coco_eval(gt, dets, img_ids))
     crowd, bins = subsets.crowding_eval(gt, dets, img_ids, crowding_edges)
-    return RunEval(str(run_dir), gt, standard, crowd, bins)
+    return RunEval(str(run_dir), gt, dets, standard, crowd, bins)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Study:
     density: list[DeltaRow] = field(default_factory=list)
     crowding: list[DeltaRow] = field(default_factory=list)
     per_class: list[tuple[str, float, float, float]] = field(default_factory=list)
+    errors: list[tuple[str, float, float, float, float]] = field(default_factory=list)  # type, dAP b/c, count b/c
     n_images: int = 0
     n_objects: int = 0
     n_resamples: int = 0
@@ -212,7 +214,20 @@ def study_pair(pair: Pair, n_resamples: int = 1000, seed: int = 0, margin_points
                       for b in bins]
     names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt.get("categories", [])}
     study.per_class = per_class_changes(b_std, c_std, names)
+    study.errors = error_changes(base, cand)
     return study
+
+
+def error_changes(base: Sequence[RunEval], cand: Sequence[RunEval]) -> list[tuple[str, float, float, float, float]]:
+    """TIDE's error types for both sides (analysis/tide.py): (type, baseline dAP, candidate
+    dAP, baseline count, candidate count), each a mean over the runs."""
+    eb = [tide.classify(r.gt, r.detections) for r in base]
+    ec = [tide.classify(r.gt, r.detections) for r in cand]
+    out = []
+    for t in tide.ERROR_TYPES:
+        out.append((t, float(np.mean([e.dap[t] for e in eb])), float(np.mean([e.dap[t] for e in ec])),
+                    float(np.mean([e.counts()[t] for e in eb])), float(np.mean([e.counts()[t] for e in ec]))))
+    return out
 
 
 def fmt_ci(d: BootstrapDelta) -> str:

@@ -37,8 +37,8 @@ def verdict_lines(study: Study | None, headline: tables.Pair | None, baseline: s
     if not headline.strict:
         return out + [f"No verdict: no {candidate} row was trained under identical conditions to a {baseline} row "
                       f"(the closest pair differs in {', '.join(headline.blocking)}). The criterion is about "
-                      "identical training conditions; the study grid has such a pair "
-                      "(conf/experiment/convnext_vs_baseline.yaml, recipe=shared).", ""]
+                      "identical training conditions; the study grid conf/experiment/convnext_vs_baseline.yaml "
+                      "has such pairs.", ""]
     if headline.baseline.settings is None or headline.other.settings is None:
         return out + ["No verdict: the rows' runs have no recorded identity (older code), so identical training "
                       "conditions cannot be confirmed.", ""]
@@ -48,8 +48,9 @@ def verdict_lines(study: Study | None, headline: tables.Pair | None, baseline: s
     v = study.verdict
     out.append(verdict_sentence(v, candidate, baseline))
     out.append("")
+    own = "the backbone's own settings" if headline.other.compare == tables.COMPARE else f"{headline.other.compare}"
     out.append(f"- Rows compared: {headline.other.context(cols)}; identical training conditions (every identity "
-               "key but the backbone's own settings is equal: see Fairness).")
+               f"key but {own} is equal: see Fairness).")
     per = ", ".join(f"seed {tables.fmt_value(s)}: {points(d)}" for s, d in zip(study.seeds, v.pair_deltas))
     out.append(f"- Per seed pair (points): {per}.")
     unpaired = {k: s for k, s in study.unpaired.items() if s}
@@ -105,6 +106,16 @@ def detail_lines(study: Study | None, baseline: str, candidate: str) -> list[str
             "false positive in every bin.", ""]
     rows = [[r.name, str(r.n_objects), *_delta_cells(r)] for r in study.crowding]
     out.append(tables.md_table(["Largest IoU", "Objects", *heads], rows))
+    if study.errors:
+        out += ["", "### What kind of errors changed (TIDE)", "",
+                "TIDE's error types (Bolya et al. 2020; analysis/tide.py): dAP is the COCO AP@0.5 points gained "
+                "when only that type is fixed by an oracle, counts are false positives (Miss: objects), with "
+                "COCO's detection limit (100 per image and class). A negative ΔdAP: the candidate loses less "
+                "to that error type.", "",
+                tables.md_table(["Error", f"{baseline} dAP", f"{candidate} dAP", "ΔdAP (points)",
+                                 f"{baseline} count", f"{candidate} count"],
+                                [[t, f"{100 * b:.2f}", f"{100 * c:.2f}", fmt_points(c - b), f"{nb:.0f}", f"{nc:.0f}"]
+                                 for t, b, c, nb, nc in study.errors])]
     if study.per_class:
         k = min(5, len(study.per_class) // 2) or 1
         picks = study.per_class[-k:][::-1] + [r for r in study.per_class[:k] if r not in study.per_class[-k:]]

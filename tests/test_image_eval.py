@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from analysis.image_eval import STAT_NAMES, accumulate, coco_eval, coco_stats, from_cocoeval, mean_ap
+from analysis.image_eval import STAT_NAMES, accumulate, coco_eval, coco_stats, from_cocoeval, mean_ap, restrict
 
 
 def random_case(seed: int, n_img: int = 60, n_cat: int = 5, crowd: float = 0.05) -> tuple[dict, list[dict]]:
@@ -70,6 +70,9 @@ def test_zero_one_weights_equal_cocoeval_on_those_images(seed):
     for b, mask in enumerate(masks):
         want = pycocotools_stats(gt, dets, ev.img_ids[mask > 0].tolist())
         assert mine[b].tolist() == want.tolist()
+        # the same from the evaluation restricted to those images
+        sub = restrict(ev, mask)
+        assert ours(sub, np.ones((1, sub.n_images), dtype=np.int64))[0].tolist() == want.tolist()
 
 
 def test_weight_two_counts_an_image_twice():

@@ -167,7 +167,7 @@ def test_report_states_the_verdict_from_run_directories(tmp_path, better):
     else:  # identical predictions: delta 0 in every pair and every resample
         assert verdict["delta"] == 0.0 and verdict["ci"] == [0.0, 0.0] and verdict["decision"] == SUPPORTED
     assert verdict["n_pairs"] == 3 and verdict["n_images"] == 80
-    for section in ("## Small objects", "### AP by scene density", "### AP by crowding"):
+    for section in ("## Small objects", "### AP by scene density", "### AP by crowding", "(TIDE)"):
         assert section in rep.markdown
     study = (rep.out_dir / "study.csv").read_text()
     assert "density" in study and "crowding" in study
