@@ -92,7 +92,8 @@ def main() -> None:
     lo, hi = res["map"].interval()
     rows = [Row("bootstrap", f"paired bootstrap, {n_images} images x {n_resamples} resamples, 5 metrics",
                 round(seconds, 1), "s", TARGET_S, False, 1.0,
-                note=f"{len(gt['annotations'])} boxes, {n_dets} detections per model counted; "
+                note=f"{len(gt['annotations'])} boxes, {100 * n_images} detections per model ({n_dets} of them "
+                     "up to each category's last true positive, what resampling touches); "
                      f"delta mAP {res['map'].observed:+.4f} [{lo:+.4f}, {hi:+.4f}]; "
                      f"pycocotools per-image evaluation {per_run:.1f} s per run (once per run); "
                      f"peak RSS {peak_rss_mb():.0f} MB",
