@@ -2,8 +2,10 @@
 
 Top: the verdict and the mAP delta's intervals against the non-inferiority margin. Middle:
 the deltas by object size, scene density and crowding, each with its image-bootstrap
-interval. Bottom: mAP against GFLOPs and against parameters for every configuration (the
-Pareto view: is the candidate better than a baseline of its compute?).
+interval. Bottom: mAP against GFLOPs, parameters and inference time for every configuration (the
+Pareto view: is the candidate better than a baseline of its compute?). Inference times
+are the final evaluation's (summary.json final_eval.speed_ms): comparable only between runs
+on the same kind of device, which the card cannot check.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def _pareto(ax: plt.Axes, configs: Sequence[Config], column: str, label: str, sc
         ax.text(0.5, 0.5, f"no {column} in the runs", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(label, fontsize=8)
     ax.set_ylabel("COCO mAP@0.5:0.95", fontsize=8)
-    ax.set_title(f"mAP vs {label.split(' (')[0]} (each configuration: mean ± std over seeds)", fontsize=9)
+    ax.set_title(f"mAP vs {label.split(' (')[0]}\n(each configuration: mean ± std over seeds)", fontsize=9)
     ax.grid(alpha=0.3)
 
 
@@ -103,8 +105,11 @@ def plot_study_card(study: Study | None, configs: Sequence[Config], baseline: st
             ax = fig.add_subplot(cell)
             ax.axis("off")
         fig.text(0.5, 0.6, "no verdict: see report.md", ha="center", fontsize=12, color="0.3")
-    _pareto(fig.add_subplot(grid[2, 0]), configs, "gflops", "GFLOPs (at the runs' gflops_imgsz)", 1.0)
-    _pareto(fig.add_subplot(grid[2, 1]), configs, "params", "parameters (millions)", 1e6)
+    bottom = grid[2, :].subgridspec(1, 3, wspace=0.45)
+    _pareto(fig.add_subplot(bottom[0, 0]), configs, "gflops", "GFLOPs (at the runs' gflops_imgsz)", 1.0)
+    _pareto(fig.add_subplot(bottom[0, 1]), configs, "params", "parameters (millions)", 1e6)
+    _pareto(fig.add_subplot(bottom[0, 2]), configs, "inference_ms",
+            "inference ms/image (final eval, each run's device)", 1.0)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -227,6 +227,9 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[str], list[tuple[str, 
 
     for k in SCALARS:
         rec[k] = _scalar(summary.get(k))
+    final = summary.get("final_eval")
+    speed = final.get("speed_ms") if isinstance(final, dict) else None
+    rec["inference_ms"] = _scalar(speed.get("inference")) if isinstance(speed, dict) else math.nan
     if summary.get("world_size") is None:
         rec["world_size"] = 1  # written before DDP existed: one process
     versions = summary.get("versions")

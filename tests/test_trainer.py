@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import signal
@@ -55,6 +56,18 @@ def test_run_directory_contract(tmp_path, tiny_data):
     np.testing.assert_allclose(curve[:, 1], curve[:, 2:].mean(1), atol=2e-6)
     # the "all" curve integrates to YOLOv5's mAP@0.5 of the final evaluation
     assert np.trapezoid(curve[:, 1], curve[:, 0]) == pytest.approx(on_disk["final_eval"]["map50_yolo"], abs=1e-5)
+    assert set(on_disk["final_eval"]["speed_ms"]) == {"preprocess", "inference", "nms"}
+    # eval_gt.json.gz + predictions.json alone give summary.json's COCO numbers (what the report recomputes)
+    from analysis.image_eval import accumulate, coco_eval, coco_stats, from_cocoeval
+
+    with gzip.open(out / "eval_gt.json.gz", "rt") as f:
+        gt = json.load(f)
+    assert len(gt["images"]) == 6 and {c["name"] for c in gt["categories"]} == {"circle", "square", "triangle"}
+    ev = from_cocoeval(coco_eval(gt, preds))
+    stats = coco_stats(accumulate(ev, np.ones((1, ev.n_images), dtype=np.int64)))
+    for name in COCO_STAT_NAMES:
+        want = on_disk["metrics"][name]
+        assert (stats[name][0] if stats[name][0] >= 0 else None) == (want if want is None else pytest.approx(want, abs=1e-12)), name
     for name in ("last.pt", "best.pt"):
         state = torch.load(out / "checkpoints" / name, weights_only=True)  # plain tensors + primitives
         assert "model" in state

@@ -561,7 +561,10 @@ class Trainer:
         self.summary["final_eval"] = {"iou_thres": iou, "conf_thres": cfg.conf_thres,
                                       "map50_yolo": clean_metric(result.metrics.get("map50_yolo")),
                                       "map_yolo": clean_metric(result.metrics.get("map_yolo")),
-                                      "n_predictions": len(result.predictions)}
+                                      "n_predictions": len(result.predictions),
+                                      # val.py's three phases, ms per image on this run's device (batch: val batch)
+                                      "speed_ms": {k: round(v, 3) for k, v in (result.speed_ms or {}).items()},
+                                      "device": str(self.device)}
         if plots is not None:
             self._write_plots(plots, result)
         table = format_table(per_class_rows(result, self.val_split, self.data.names))
