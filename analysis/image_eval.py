@@ -271,7 +271,7 @@ def accumulate(ev: ImageEval, weights: np.ndarray) -> Accumulated:
         raise ValueError(f"weights have {w.shape[-1]} columns for {ev.n_images} images")
     if not np.issubdtype(w.dtype, np.integer) or (w < 0).any():
         raise ValueError("image weights must be non-negative integers")
-    if w.sum(1).max(initial=0) * max(ev.max_dets) >= 2**31:
+    if w.sum(1).max(initial=0) * max(ev.max_dets) * len(ev.cat_ids) >= 2**31:  # detections per image <= K x maxDets
         raise ValueError("image weights too large for 32-bit detection counts")
     w = w.astype(np.int32)  # counts of detections stay far below 2**31: half the memory traffic
     B, I = w.shape

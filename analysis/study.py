@@ -39,6 +39,11 @@ OBJECT_METRICS: dict[str, tuple[str, Metric]] = {
 }
 
 
+#: A density bin with fewer images gets no bootstrap interval: resampling 1 or 2 images gives
+#: a near-zero spread that would read as certainty.
+MIN_BIN_IMAGES = 10
+
+
 class RunFilesMissing(FileNotFoundError):
     """A run lacks predictions.json or eval_gt.json.gz (older code, or an unfinished run)."""
 
@@ -202,7 +207,10 @@ def study_pair(pair: Pair, n_resamples: int = 1000, seed: int = 0, margin_points
             study.density.append(DeltaRow(b.label, b.label, math.nan, math.nan, BootstrapDelta(math.nan, np.zeros(0)),
                                           0, 0))
             continue
-        d = paired_bootstrap(b_std, c_std, {"map": mean_ap}, n_resamples, seed, mask=b.mask)["map"]
+        if b.n_images < MIN_BIN_IMAGES:
+            d = BootstrapDelta(math.nan, np.zeros(0))
+        else:
+            d = paired_bootstrap(b_std, c_std, {"map": mean_ap}, n_resamples, seed, mask=b.mask)["map"]
         study.density.append(_row(b.label, b.label, mean_ap, b_std, c_std, d, b.mask,
                                   n_images=b.n_images, n_objects=b.n_objects))
 

@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 
 from analysis import tables
-from analysis.study import DeltaRow, Study, fmt_ap, fmt_ci, fmt_points, seeds_text
+from analysis.study import MIN_BIN_IMAGES, DeltaRow, Study, fmt_ap, fmt_ci, fmt_points, seeds_text
 from analysis.verdict import points, verdict_sentence
 
 
@@ -97,7 +97,8 @@ def detail_lines(study: Study | None, baseline: str, candidate: str) -> list[str
     out.append(tables.md_table(["Metric", *heads], [[r.title, *_delta_cells(r)] for r in study.objects]))
     out += ["", "## Densely packed objects", "",
             "### AP by scene density (objects per image)", "",
-            "COCO mAP@0.5:0.95 over the images of each bin only; images without objects are in no bin.", ""]
+            "COCO mAP@0.5:0.95 over the images of each bin only; images without objects are in no bin; "
+            f"a bin of fewer than {MIN_BIN_IMAGES} images gets no interval.", ""]
     rows = [[r.name, str(r.n_images), str(r.n_objects), *_delta_cells(r)] for r in study.density]
     out.append(tables.md_table(["Objects per image", "Images", "Objects", *heads], rows))
     out += ["", "### AP by crowding (each object's largest IoU with another object)", "",

@@ -189,3 +189,19 @@ def test_no_verdict_when_the_recipes_differ(tmp_path):
     rep = build_report([tmp_path], resamples=200)
     assert "No verdict: no convnext_tiny row was trained under identical conditions" in rep.markdown
     assert "optimizer" in rep.markdown.split("No verdict:")[1].split("\n")[0]
+
+
+def test_a_density_bin_of_few_images_gets_no_interval(tmp_path):
+    """Resampling 2 images gives a spread near 0: shown as no interval, not as certainty."""
+    gt, dets = random_case(5, n_img=80, crowd=0.0)
+    for seed in (0, 1):
+        write_eval_files(identity_run(tmp_path, f"b{seed}", "cspdarknet_s", seed), gt, dets)
+        write_eval_files(identity_run(tmp_path, f"c{seed}", "convnext_tiny", seed), gt, perfect(gt) + dets)
+    rep = build_report([tmp_path], resamples=200)
+    rows = {r.name: r for r in rep.study.density}
+    few = [r for r in rows.values() if 0 < r.n_images < 10]
+    many = [r for r in rows.values() if r.n_images >= 10]
+    assert few and many
+    assert all(len(r.delta.values) == 0 for r in few) and all(len(r.delta.values) == 200 for r in many)
+    line = next(ln for ln in rep.markdown.splitlines() if ln.startswith(f"| {few[0].name} |"))
+    assert line.rstrip().endswith("| – |")
