@@ -23,7 +23,7 @@ from analysis import subsets, tide
 from analysis.bootstrap import BootstrapDelta, Metric, paired_bootstrap
 from analysis.image_eval import ImageEval, accumulate, coco_eval, from_cocoeval, mean_ap, mean_ar
 from analysis.tables import Config, Pair, _norm, fmt_value
-from analysis.verdict import MARGIN_POINTS, Verdict, decide
+from analysis.verdict import MARGIN_POINTS, Verdict, decide, points
 
 GT_FILE = "eval_gt.json.gz"
 PREDICTIONS = "predictions.json"
@@ -191,13 +191,14 @@ def study_pair(pair: Pair, n_resamples: int = 1000, seed: int = 0, margin_points
     metrics = {k: fn for k, (_, fn) in OBJECT_METRICS.items()}
     boot = paired_bootstrap(b_std, c_std, metrics, n_resamples, seed)
     study.objects = [_row(k, title, fn, b_std, c_std, boot[k]) for k, (title, fn) in OBJECT_METRICS.items()]
-    pair_deltas = [_value(mean_ap, c) - _value(mean_ap, b) for b, c in zip(b_std, c_std)]
+    maps = {r.run_dir: _value(mean_ap, r.standard) for r in (*base, *cand)}  # weights 1, once per run
+    pair_deltas = [maps[c.run_dir] - maps[b.run_dir] for b, c in zip(base, cand)]
     study.verdict = decide(pair_deltas, boot["map"], margin_points / 100)
-    for s, b, c in zip(seeds, base, cand):
+    for b, c in zip(base, cand):
         for ev, conf in ((b, pair.baseline), (c, pair.other)):
             row = conf.runs[conf.runs["run_dir"] == ev.run_dir]
             stored = float(row["map"].iloc[0]) if len(row) else math.nan
-            mine = _value(mean_ap, ev.standard)
+            mine = maps[ev.run_dir]
             if math.isfinite(stored) and abs(stored - mine) > 1e-6:
                 study.notes.append(f"{ev.run_dir}: mAP recomputed from its files is {mine:.6f}, "
                                    f"summary.json says {stored:.6f}")
@@ -242,15 +243,11 @@ def fmt_ci(d: BootstrapDelta) -> str:
     lo, hi = d.interval()
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "–"
-    return f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    return f"[{points(lo)}, {points(hi)}]"
 
 
 def fmt_ap(x: float) -> str:
     return "–" if not math.isfinite(x) else f"{x:.3f}"
-
-
-def fmt_points(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{100 * x:+.2f}"
 
 
 def seeds_text(seeds: Sequence[Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 
 from analysis import tables
-from analysis.study import MIN_BIN_IMAGES, DeltaRow, Study, fmt_ap, fmt_ci, fmt_points, seeds_text
+from analysis.study import MIN_BIN_IMAGES, DeltaRow, Study, fmt_ap, fmt_ci, seeds_text
 from analysis.verdict import points, verdict_sentence
 
 
@@ -83,7 +83,7 @@ def verdict_headline(study: Study | None, headline: tables.Pair | None, baseline
 
 
 def _delta_cells(r: DeltaRow) -> list[str]:
-    return [fmt_ap(r.baseline), fmt_ap(r.candidate), fmt_points(r.candidate - r.baseline), fmt_ci(r.delta)]
+    return [fmt_ap(r.baseline), fmt_ap(r.candidate), points(r.candidate - r.baseline), fmt_ci(r.delta)]
 
 
 def detail_lines(study: Study | None, baseline: str, candidate: str) -> list[str]:
@@ -115,14 +115,14 @@ def detail_lines(study: Study | None, baseline: str, candidate: str) -> list[str
                 "to that error type.", "",
                 tables.md_table(["Error", f"{baseline} dAP", f"{candidate} dAP", "ΔdAP (points)",
                                  f"{baseline} count", f"{candidate} count"],
-                                [[t, f"{100 * b:.2f}", f"{100 * c:.2f}", fmt_points(c - b), f"{nb:.0f}", f"{nc:.0f}"]
+                                [[t, f"{100 * b:.2f}", f"{100 * c:.2f}", points(c - b), f"{nb:.0f}", f"{nc:.0f}"]
                                  for t, b, c, nb, nc in study.errors])]
     if study.per_class:
         k = min(5, len(study.per_class) // 2) or 1
         picks = study.per_class[-k:][::-1] + [r for r in study.per_class[:k] if r not in study.per_class[-k:]]
         out += ["", f"### Per-class AP (COCO): largest gains and losses, {k} each", "",
                 tables.md_table(["Class", f"{baseline} AP", f"{candidate} AP", "Δ (points)"],
-                                [[n, fmt_ap(b), fmt_ap(c), fmt_points(d)] for n, b, c, d in picks])]
+                                [[n, fmt_ap(b), fmt_ap(c), points(d)] for n, b, c, d in picks])]
     out.append("")
     return out
 
@@ -132,7 +132,7 @@ def study_frame(study: Study) -> pd.DataFrame:
     rows = []
     for view, items in (("objects", study.objects), ("density", study.density), ("crowding", study.crowding)):
         for r in items:
-            lo, hi = r.delta.interval() if len(r.delta.values) > 1 else (math.nan, math.nan)
+            lo, hi = r.delta.interval()
             rows.append({"view": view, "name": r.name, "title": r.title, "n_images": r.n_images,
                          "n_objects": r.n_objects, "baseline": r.baseline, "candidate": r.candidate,
                          "delta": r.candidate - r.baseline, "ci_low": lo, "ci_high": hi})

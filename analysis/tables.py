@@ -437,12 +437,13 @@ def t_interval(pair: Pair, metric: str, level: float = 0.95) -> tuple[float, flo
     both sides, else Welch's over the two rows' runs; None with fewer than 2 runs a side."""
     from scipy import stats
 
+    from analysis.verdict import seed_interval
+
     seeds, deltas = seed_deltas(pair, metric)
     q = 0.5 + level / 2
     if len(deltas) >= 2:
-        d = np.asarray(deltas)
-        half = float(stats.t.ppf(q, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-        return float(d.mean()) - half, float(d.mean()) + half, f"paired over {len(d)} seeds, t with {len(d) - 1} df"
+        _, lo, hi = seed_interval(deltas, level)
+        return lo, hi, f"paired over {len(deltas)} seeds, t with {len(deltas) - 1} df"
     sb, so = pair.baseline.stat(metric), pair.other.stat(metric)
     if sb.n < 2 or so.n < 2:
         return None

@@ -107,8 +107,8 @@ def decide(pair_deltas: list[float], image: BootstrapDelta, margin: float = MARG
 
 
 def points(x: float) -> str:
-    """A delta in mAP points: 0.0123 -> '+1.23'."""
-    return "?" if not math.isfinite(x) else f"{100 * x:+.2f}"
+    """A delta in mAP points: 0.0123 -> '+1.23'; – without a value."""
+    return "–" if not math.isfinite(x) else f"{100 * x:+.2f}"
 
 
 def verdict_sentence(v: Verdict, candidate: str, baseline: str) -> str:
